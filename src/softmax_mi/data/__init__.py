@@ -1,0 +1,1 @@
+"""Datasets: synthetic tasks with known mutual information (and, later, image datasets)."""

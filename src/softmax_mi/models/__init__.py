@@ -1,0 +1,28 @@
+"""Network architectures.
+
+Imported lazily: torchvision-based backbones cost about a second to import, and most pipeline jobs (every
+synthetic MI run) only need the MLP. ``from softmax_mi.models import X`` still works for every name below.
+"""
+
+import importlib
+
+_LOCATIONS = {
+    "ADL": "adl",
+    "BACKBONES": "backbones",
+    "build_backbone": "backbones",
+    "GapCNN": "gap_cnn",
+    "LeNet": "lenet",
+    "StackedLeNet": "lenet",
+    "MLP": "mlp",
+    "ResNet50GAP": "resnet",
+    "VGG16GAP": "vgg",
+}
+
+__all__ = sorted(_LOCATIONS)
+
+
+def __getattr__(name: str):
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module 'softmax_mi.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"softmax_mi.models.{_LOCATIONS[name]}"), name)
+

@@ -1,0 +1,113 @@
+"""Load, merge and validate ``params.yaml`` (the single source of every knob).
+
+The pipeline reads ``params.yaml`` and optional named overlays from ``params/`` merged on top of it
+(``snakemake --configfile params/smoke.yaml``). Validation runs when the DAG is parsed, so a bad value
+fails before any job starts, with a message that names the key and the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+class ParamsError(ValueError):
+    """A parameter file does not match the schema."""
+
+
+def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``overlay`` merged in recursively (overlay wins; lists are replaced whole)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    with open(path) as handle:
+        loaded = yaml.safe_load(handle)
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, found {type(loaded).__name__}")
+    return loaded
+
+
+def load_params(*paths: str | Path) -> dict[str, Any]:
+    """Merge the given YAML files in order (later ones win) and validate the result."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = deep_merge(merged, read_yaml(path))
+    validate(merged, source=" + ".join(str(p) for p in paths))
+    return merged
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        # jsonschema reports the parent; name the offending key itself.
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        parts.append(extra[0] if extra else "?")
+    return ".".join(parts) or "<top level>"
+
+
+def _fix_hint(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"remove it or use one of: {allowed}"
+    if error.validator == "enum":
+        return "use one of: " + ", ".join(map(str, error.validator_value))
+    if error.validator == "type":
+        return f"give a value of type {error.validator_value}"
+    description = error.schema.get("description")
+    return description or f"see {SCHEMA_PATH.relative_to(REPO_ROOT)}"
+
+
+def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
+    """Raise :class:`ParamsError` naming every offending key, its value and how to fix it."""
+    with open(SCHEMA_PATH) as handle:
+        schema = yaml.safe_load(handle)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = [f"{source}: invalid parameters ({len(errors)} problem{'s' * (len(errors) > 1)}):"]
+        for error in errors:
+            lines.append(f"  - {_key_path(error)}: {error.message} (fix: {_fix_hint(error)})")
+        raise ParamsError("\n".join(lines))
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """Short, stable hash of a parameter mapping (recorded beside every result row)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m softmax_mi.params FILE [OVERLAY ...]``: print the merged, validated parameters as YAML."""
+    import sys
+
+    paths = sys.argv[1:] if argv is None else argv
+    if not paths:
+        raise SystemExit("usage: python -m softmax_mi.params params.yaml [params/smoke.yaml ...]")
+    try:
+        merged = load_params(*paths)
+    except ParamsError as error:
+        raise SystemExit(str(error)) from None
+    sys.stdout.write(yaml.safe_dump(merged, sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Pipeline stages of the synthetic MI experiment (paper §2, E1–E3).
+
+sample → truth → estimate (one row per task × dim × balance × estimator × seed) → gather → summarise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from softmax_mi.data.synthetic import entropy, held_out_counts, make_task
+from softmax_mi.io import read_json, read_table, write_json, write_table
+from softmax_mi.params import params_hash
+from softmax_mi.provenance import PROVENANCE_COLUMNS, provenance
+from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+MI_ESTIMATES_COLUMNS = {
+    "task": "synthetic task: 'gaussian' (paper §2 mixture) or 'uniform' (Gao et al. 2017, closed form)",
+    "dim": "dimension d of x",
+    "balance": "label prior: 'balanced' or 'imbalanced' (training class counts from params.yaml)",
+    "n_classes": "number of classes K",
+    "estimator": "MI estimator (softmax_mi.estimators.ESTIMATORS)",
+    "seed": "base seed from params.yaml; data and training seeds derive from it",
+    "n_train": "training examples (incl. the validation share held out for model selection)",
+    "n_test": "held-out examples the estimate is computed on",
+    "mi_true": "true I(X;Y) in nats: closed form, or Monte-Carlo mean over truth_mc_samples fresh draws",
+    "mi_true_se": "standard error of mi_true in nats (0 for a closed form)",
+    "mi_true_test": "plug-in truth on this run's test sample: mean of log p(x|y) − log p(x), nats",
+    "mi_estimate": "the estimator's I(X;Y) estimate on the test split, nats",
+    "error": "mi_estimate − mi_true, nats",
+    "entropy_y": "H(Y) of the label prior, nats (upper bound on I(X;Y))",
+    "micro_acc": "test accuracy of the classifier, fraction (NaN for estimators without a classifier)",
+    "macro_acc": "mean per-class test accuracy, fraction (NaN for estimators without a classifier)",
+    "train_steps": "optimiser steps taken (0 for non-parametric estimators)",
+    "seconds": "wall time of fit + estimate, seconds",
+    "device": "torch device the estimator ran on",
+    **PROVENANCE_COLUMNS,
+}
+
+SUMMARY_COLUMNS = {
+    "task": MI_ESTIMATES_COLUMNS["task"],
+    "dim": MI_ESTIMATES_COLUMNS["dim"],
+    "balance": MI_ESTIMATES_COLUMNS["balance"],
+    "estimator": MI_ESTIMATES_COLUMNS["estimator"],
+    "n_seeds": "number of seeds aggregated",
+    "mi_true": MI_ESTIMATES_COLUMNS["mi_true"],
+    "entropy_y": MI_ESTIMATES_COLUMNS["entropy_y"],
+    "mean": "mean of mi_estimate over seeds, nats",
+    "std": "sample standard deviation of mi_estimate over seeds, nats (NaN for one seed)",
+    "bias": "mean − mi_true, nats",
+    "rmse": "root mean squared error of mi_estimate against mi_true over seeds, nats",
+    "mean_seconds": "mean wall time per run, seconds",
+    "params_hash": "sha256 prefix of the sorted params_hash values of the runs aggregated in the row",
+    "package_version": "softmax-mi version(s) that produced the runs aggregated in the row",
+}
+
+
+def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict, **_) -> None:
+    """Draw a training set with the configured class counts and a fresh test set (counts × test_ratio)."""
+    problem = make_task(task)
+    rng = np.random.default_rng(derive_seed(seed, "sample", task["kind"], task["dim"], *task["class_counts"]))
+    parts = []
+    for split, counts in (("train", problem.class_counts), ("test", held_out_counts(problem.class_counts, test_ratio))):
+        x, y = problem.sample(counts, rng)
+        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+        frame.insert(0, "y", y.astype(np.int64))
+        frame.insert(0, "split", split)
+        parts.append(frame)
+    write_table(pd.concat(parts, ignore_index=True), outputs["data"])
+    log.info("sampled %s: train %s, test %s", task, problem.class_counts, held_out_counts(problem.class_counts, test_ratio))
+
+
+def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict, **_) -> None:
+    """True I(X;Y) (closed form, or Monte Carlo with its standard error) and H(Y) of the prior."""
+    problem = make_task(task)
+    rng = np.random.default_rng(derive_seed(seed, "truth", task["kind"], task["dim"], *task["class_counts"]))
+    mi, se = problem.true_mi(mc_samples, rng)
+    write_json(
+        {"mi_true": mi, "mi_true_se": se, "entropy_y": entropy(problem.prior), "mc_samples": mc_samples},
+        outputs["truth"],
+    )
+    log.info("true MI %.4f ± %.4f nats (H(Y) = %.4f)", mi, se, entropy(problem.prior))
+
+
+def load_split(path: str | Path, split: str, n_classes: int):
+    """One split of a sampled data file as a :class:`~softmax_mi.estimators.base.LabeledSample`."""
+    from softmax_mi.estimators.base import LabeledSample  # torch: imported only by jobs that need it
+
+    frame = read_table(path)
+    frame = frame[frame["split"] == split]
+    x = frame[[c for c in frame.columns if c.startswith("x")]].to_numpy(np.float32, copy=True)
+    return LabeledSample.from_arrays(x, frame["y"].to_numpy(), n_classes=n_classes)
+
+
+def estimate(
+    *, task: dict, estimator: str, settings: dict, seed: int, device: str, inputs: dict, outputs: dict, **_
+) -> None:
+    """Fit one estimator on the training split, evaluate it on the test split, write one result row."""
+    from softmax_mi.estimators import build_estimator  # imports torch: only the jobs that train pay for it
+
+    problem = make_task(task)
+    train = load_split(inputs["data"], "train", problem.n_classes)
+    test = load_split(inputs["data"], "test", problem.n_classes)
+    reference = read_json(inputs["truth"])
+    device = resolve_device(device)
+    run_seed = derive_seed(seed, "estimate", estimator, task["kind"], task["dim"], *task["class_counts"])
+    seed_everything(run_seed)
+    started = time.perf_counter()
+    result = build_estimator(estimator, settings=settings, seed=run_seed, device=device).fit_estimate(train, test)
+    seconds = time.perf_counter() - started
+    row = {
+        "task": task["kind"],
+        "dim": task["dim"],
+        "balance": "balanced" if len(set(task["class_counts"])) == 1 else "imbalanced",
+        "n_classes": problem.n_classes,
+        "estimator": estimator,
+        "seed": seed,
+        "n_train": len(train),
+        "n_test": len(test),
+        "mi_true": reference["mi_true"],
+        "mi_true_se": reference["mi_true_se"],
+        "mi_true_test": float(problem.pointwise_mi(test.x.numpy(), test.y.numpy()).mean()),
+        "mi_estimate": result.value,
+        "error": result.value - reference["mi_true"],
+        "entropy_y": reference["entropy_y"],
+        "micro_acc": result.details.get("micro_acc", math.nan),
+        "macro_acc": result.details.get("macro_acc", math.nan),
+        "train_steps": int(result.details.get("train_steps", 0)),
+        "seconds": seconds,
+        "device": device,
+        **provenance({"task": task, "estimator": estimator, "settings": settings, "seed": seed}),
+    }
+    write_table(pd.DataFrame([row]), outputs["row"], column_docs=MI_ESTIMATES_COLUMNS)
+    log.info("%s: estimate %.4f vs truth %.4f nats (%.1f s)", estimator, result.value, reference["mi_true"], seconds)
+
+
+def gather(*, inputs: dict, outputs: dict, **_) -> None:
+    """Concatenate the per-run rows into the table users query."""
+    rows = inputs["rows"]
+    rows = [rows] if isinstance(rows, str) else rows
+    table = pd.concat([read_table(path) for path in rows], ignore_index=True)
+    table = table.sort_values(["task", "balance", "dim", "estimator", "seed"], ignore_index=True)
+    write_table(table, outputs["table"], column_docs=MI_ESTIMATES_COLUMNS, table_doc="one row per synthetic MI run")
+
+
+def summarise_estimates(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, spread, bias and RMSE per (task, dim, balance, estimator)."""
+    keys = ["task", "dim", "balance", "estimator"]
+    table = table.assign(squared_error=(table["mi_estimate"] - table["mi_true"]) ** 2)
+    summary = table.groupby(keys, sort=True).agg(
+        n_seeds=("seed", "nunique"),
+        mi_true=("mi_true", "first"),
+        entropy_y=("entropy_y", "first"),
+        mean=("mi_estimate", "mean"),
+        std=("mi_estimate", "std"),
+        mean_seconds=("seconds", "mean"),
+        mean_squared_error=("squared_error", "mean"),
+        params_hash=("params_hash", lambda hashes: params_hash(sorted(set(hashes)))),
+        package_version=("package_version", lambda versions: ",".join(sorted(set(versions)))),
+    ).reset_index()
+    summary["bias"] = summary["mean"] - summary["mi_true"]
+    summary["rmse"] = np.sqrt(summary["mean_squared_error"])
+    return summary[list(SUMMARY_COLUMNS)]
+
+
+def headline_metrics(summary: pd.DataFrame) -> dict:
+    """Small nested mapping for `dvc metrics show`: bias and RMSE per setting and estimator."""
+    metrics: dict = {}
+    for row in summary.itertuples(index=False):
+        setting = f"{row.task}_d{row.dim}_{row.balance}"
+        metrics.setdefault(setting, {})[row.estimator] = {
+            "bias": round(float(row.bias), 4),
+            "rmse": round(float(row.rmse), 4),
+        }
+    return metrics
+
+
+def plot_data(summary: pd.DataFrame) -> pd.DataFrame:
+    """Wide table for `dvc plots show`: one row per d of the Gaussian task, the mean estimate of each estimator and
+    the truth per label prior, as columns `<balance>_<estimator>` / `<balance>_truth` (nats)."""
+    gauss = summary[summary["task"] == "gaussian"]
+    wide = gauss.pivot_table(index="dim", columns=["balance", "estimator"], values="mean")
+    wide.columns = [f"{balance}_{estimator}" for balance, estimator in wide.columns]
+    truth = gauss.drop_duplicates(["balance", "dim"]).pivot(index="dim", columns="balance", values="mi_true")
+    truth.columns = [f"{balance}_truth" for balance in truth.columns]
+    return truth.join(wide).round(5).reset_index()
+
+
+def summarise(*, inputs: dict, outputs: dict, **_) -> None:
+    from softmax_mi.io import atomic_path
+    from softmax_mi.plots import plot_mi_vs_truth
+
+    summary = summarise_estimates(read_table(inputs["table"]))
+    write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="synthetic MI, per setting")
+    write_json(headline_metrics(summary), outputs["metrics"])
+    if "plot_data" in outputs:
+        with atomic_path(outputs["plot_data"]) as tmp:
+            plot_data(summary).to_csv(tmp, index=False)
+    plot_mi_vs_truth(summary, outputs["figure"])

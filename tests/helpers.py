@@ -1,0 +1,51 @@
+"""Helpers for the end-to-end tests: run the real pipeline in a copy of its files under a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from softmax_mi.params import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow"]
+BIN = Path(sys.executable).parent
+
+
+def pipeline_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # snakemake / dvc of this venv, also inside dvc's cmd
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["SOFTMAX_MI_QUIET"] = "1"
+    return env
+
+
+def make_workdir(target: Path, overlay: str | None = "params/smoke.yaml") -> Path:
+    """Copy the pipeline into ``target``; with an overlay, params.yaml becomes the merged parameter set."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PIPELINE_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target / name)
+    if overlay:
+        merged = load_params(REPO / "params.yaml", REPO / overlay)
+        (target / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    return target
+
+
+def run(command: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "snakemake"), *args], cwd=cwd, check=check)

@@ -1,0 +1,115 @@
+"""`softmax-mi` on a tiny catalogue written in a temporary folder: SQL, show, export, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from helpers import BIN, pipeline_env
+from softmax_mi.cli import main
+from softmax_mi.io import write_table
+
+DOCS = {"estimator": "MI estimator", "mi_estimate": "estimate, nats", "mi_true": "truth, nats",
+        "macro_acc": "mean per-class accuracy, fraction 0–1", "seed": "base seed"}
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    runs = pd.DataFrame({"estimator": ["softmax", "softmax", "knn", "knn"], "seed": [0, 1, 0, 1],
+                         "mi_estimate": [1.0, 1.2, 0.9, 0.9], "mi_true": [1.0] * 4})
+    write_table(runs, root / "synthetic/mi_estimates.parquet", column_docs=DOCS, table_doc="one row per run")
+    write_table(runs.groupby("estimator", as_index=False)["mi_estimate"].mean(), root / "synthetic/summary.parquet",
+                column_docs=DOCS)
+    write_table(pd.DataFrame({"seed": [0], "macro_acc": [0.9]}), root / "classification/summary.parquet",
+                column_docs=DOCS)
+    return root
+
+
+def cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_query_csv(results, capsys):
+    code, out, err = cli(capsys, "query", "--results", str(results), "--format", "csv",
+                         "select estimator, avg(mi_estimate - mi_true) as bias from mi_estimates group by 1 order by 1")
+    assert code == 0, err
+    frame = pd.read_csv(pd.io.common.StringIO(out))
+    assert frame["estimator"].tolist() == ["knn", "softmax"]
+    assert frame["bias"].round(6).tolist() == [-0.1, 0.1]
+
+
+def test_prefixed_names_and_results_before_command(results, capsys):
+    code, out, _ = cli(capsys, "--results", str(results), "query", "-f", "json",
+                       "select (select count(*) from synthetic_summary) s, "
+                       "(select count(*) from classification_summary) c")
+    assert code == 0 and json.loads(out) == [{"s": 2, "c": 1}]
+
+
+def test_show_prints_a_readable_table(results, capsys):
+    code, out, _ = cli(capsys, "show", "mi_estimates", "--results", str(results), "-n", "3", "--where", "seed = 0")
+    assert code == 0
+    assert "mi_estimate" in out and "softmax" in out and "2 rows" in out
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export(results, tmp_path, capsys, fmt):
+    target = tmp_path / f"out.{fmt}"
+    code, _, err = cli(capsys, "show", "synthetic_summary", "--results", str(results), "--format", fmt,
+                       "-o", str(target))
+    assert code == 0 and "wrote 2 rows" in err
+    frame = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](target)
+    assert sorted(frame["estimator"]) == ["knn", "softmax"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "selec 1"], "SQL error"),
+        (["query", "select * from nope"], "available tables"),
+        (["query", "select * from summary"], "ambiguous"),
+        (["show", "summary"], "use one of classification_summary, synthetic_summary"),
+        (["show", "nope"], "no table named 'nope'"),
+        (["query", "--format", "parquet", "select 1"], "needs -o"),
+    ],
+)
+def test_errors_are_one_clear_message(results, capsys, args, message):
+    code, _, err = cli(capsys, *args, "--results", str(results))
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_missing_results_folder(tmp_path, capsys):
+    code, _, err = cli(capsys, "tables", "--results", str(tmp_path / "absent"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_tables_and_schema(results, capsys):
+    code, out, _ = cli(capsys, "tables", "--results", str(results))
+    assert code == 0 and "synthetic_mi_estimates, mi_estimates" in out
+    code, out, _ = cli(capsys, "tables", "mi_estimates", "--results", str(results), "-f", "csv")
+    schema = pd.read_csv(pd.io.common.StringIO(out)).set_index("name")
+    assert schema.loc["mi_estimate", "unit"] == "nats" and schema.loc["mi_estimate", "type"] == "double"
+
+
+def test_catalogue_write_and_check(results, tmp_path, capsys):
+    doc = tmp_path / "results.md"
+    assert cli(capsys, "catalogue", "--results", str(results), "--write", str(doc))[0] == 0
+    assert "## results/synthetic/mi_estimates.parquet" in doc.read_text()
+    assert cli(capsys, "catalogue", "--results", str(results), "--check", str(doc))[0] == 0
+    doc.write_text(doc.read_text().replace("nats", "bits"))
+    code, _, err = cli(capsys, "catalogue", "--results", str(results), "--check", str(doc))
+    assert code == 2 and "out of date" in err
+
+
+def test_installed_console_script(results):
+    done = subprocess.run([str(BIN / "softmax-mi"), "query", "--results", str(results), "select 42 as answer",
+                           "--format", "csv"], capture_output=True, text=True, env=pipeline_env(), timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["answer", "42"]
+    bad = subprocess.run([str(BIN / "softmax-mi"), "query", "--results", str(results), "select * from nope"],
+                         capture_output=True, text=True, env=pipeline_env(), timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
