@@ -13,7 +13,7 @@ import yaml
 from softmax_mi.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow"]
+PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow", "src"]  # src: DVC hashes it as a dependency
 BIN = Path(sys.executable).parent
 
 
@@ -40,7 +40,7 @@ def make_workdir(target: Path, overlay: str | None = "params/smoke.yaml") -> Pat
     return target
 
 
-def run(command: list[str], cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, check: bool = True, timeout: int = 2400) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

@@ -50,7 +50,7 @@ def test_changing_one_parameter_reruns_only_its_jobs(smoke_run, tmp_path):
               and len(line.split()) == 2 and line.split()[1].isdigit()}
     n_knn_runs = sum(1 for _ in (smoke_run / "results/synthetic/runs").rglob("knn.parquet"))
     assert counts.pop("synthetic_estimate") == n_knn_runs
-    assert set(counts) <= {"synthetic_gather", "synthetic_summary", "all", "total"}
+    assert set(counts) <= {"synthetic_gather", "synthetic_summary", "report", "all", "total"}
 
 
 def test_dvc_repro_reuses_snakemake_results(smoke_run):

@@ -1,6 +1,6 @@
 """Bridge between a Snakemake rule and one stage function of the package.
 
-A rule's shell command is ``python -m softmax_mi.stage '<json>'`` where the JSON (built by ``stage_call`` in
+A rule's shell command is ``python -m softmax_mi.stage '<json>'`` where the JSON (built by ``stage_params`` in
 ``workflow/rules/common.smk``) names the function (``"module:function"``) and its keyword arguments:
 ``inputs`` and ``outputs`` (name -> path), ``threads``, and the rule's settings taken from ``params.yaml``.
 Keeping every job a separate process gives each its own torch thread pool, device and log file.

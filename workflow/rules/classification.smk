@@ -65,7 +65,7 @@ rule classification_prepare:
     output:
         arrays="data/mnist/{dataset}/arrays.npz",  # the MNIST family, under one DVC out
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.classification:prepare",
             dataset=lambda wc: wc.dataset,
             fashion_dir=CLASSIFICATION["fashion_mnist_dir"],
@@ -82,7 +82,7 @@ rule classification_split:
     output:
         split="data/mnist/{dataset}/splits/{setting}.parquet",
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.classification:split",
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
@@ -108,7 +108,7 @@ rule classification_train:
         mem_mb=3000,
         runtime=60,
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.classification:train",
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
@@ -135,7 +135,7 @@ rule classification_evaluate:
     resources:
         gpu=CLS_GPU,
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.classification:evaluate",
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
@@ -158,7 +158,7 @@ rule classification_gather:
         metrics="results/classification/metrics.parquet",
         per_class="results/classification/per_class.parquet",
     params:
-        call=stage_call("softmax_mi.stages.classification:gather"),
+        **stage_params("softmax_mi.stages.classification:gather"),
     log:
         "logs/classification/gather.log",
     shell:
@@ -172,10 +172,10 @@ rule classification_summary:
     output:
         summary="results/classification/summary.parquet",
         metrics_json="results/classification/metrics.json",
-        per_class_figure="results/classification/per_class_accuracy.png",
-        imbalance_figure="results/classification/accuracy_vs_imbalance.png",
+        per_class_figure=report("results/classification/per_class_accuracy.png", category="2. Classification (paper §3)"),
+        imbalance_figure=report("results/classification/accuracy_vs_imbalance.png", category="2. Classification (paper §3)"),
     params:
-        call=stage_call("softmax_mi.stages.classification:summarise"),
+        **stage_params("softmax_mi.stages.classification:summarise"),
     log:
         "logs/classification/summary.log",
     shell:

@@ -17,14 +17,24 @@ DEVICE = config["device"]
 STAGE = PYTHON + " -m softmax_mi.stage {params.call:q} > {log} 2>&1"
 
 
-def stage_call(entry, **settings):
-    """A `params:` function giving the JSON spec for `softmax_mi.stage`: the function to call ("module:name")
-    and its keyword arguments: named inputs/outputs, threads, and `settings` (values may be functions of the
-    wildcards). Because the settings sit in `params`, changing one reruns exactly the jobs that use it."""
+def stage_params(entry, **settings):
+    """The `params:` of a rule that calls `softmax_mi.stage` (use as `params: **stage_params(...)`).
 
-    def spec(wildcards, input, output, threads):
-        kwargs = {name: (value(wildcards) if callable(value) else value) for name, value in settings.items()}
+    - `settings`: the function to call ("module:name") and its settings (values may be functions of the
+      wildcards), as JSON. Snakemake records it, so changing one setting reruns exactly the jobs that use it.
+    - `call`: the whole JSON spec for `softmax_mi.stage`: the settings plus the named inputs/outputs and threads.
+      Snakemake does not record params derived from inputs/outputs, hence the two entries.
+    """
+
+    def resolved(wildcards):
+        return {name: (value(wildcards) if callable(value) else value) for name, value in settings.items()}
+
+    def recorded(wildcards):
+        return json.dumps({"entry": entry, "settings": resolved(wildcards)}, sort_keys=True)
+
+    def call(wildcards, input, output, threads):
+        kwargs = resolved(wildcards)
         kwargs.update(inputs=dict(input.items()), outputs=dict(output.items()), threads=threads)
         return json.dumps({"entry": entry, "kwargs": kwargs}, sort_keys=True)
 
-    return spec
+    return {"settings": recorded, "call": call}

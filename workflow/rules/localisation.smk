@@ -26,7 +26,7 @@ rule localisation_dataset:
         images=f"{WSOL_DATA}/images.npy",
         boxes=f"{WSOL_DATA}/boxes.parquet",
     params:
-        call=stage_call("softmax_mi.stages.localisation:dataset", data=LOCALISATION["data"]),
+        **stage_params("softmax_mi.stages.localisation:dataset", data=LOCALISATION["data"]),
     log:
         "logs/localisation/dataset.log",
     shell:
@@ -41,7 +41,7 @@ rule localisation_train:
         checkpoint=f"models/localisation/{WSOL_RUN}/model.pt",
         summary=f"models/localisation/{WSOL_RUN}/training.json",
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.localisation:train",
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
@@ -64,7 +64,7 @@ rule localisation_evaluate:
         metrics=f"results/localisation/runs/{WSOL_RUN}/metrics.parquet",
         curves=f"results/localisation/runs/{WSOL_RUN}/curves.parquet",
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.localisation:evaluate",
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
@@ -88,7 +88,7 @@ rule localisation_gather:
         curves="results/localisation/curves.parquet",
         json="results/localisation/metrics.json",
     params:
-        call=stage_call("softmax_mi.stages.localisation:gather"),
+        **stage_params("softmax_mi.stages.localisation:gather"),
     log:
         "logs/localisation/gather.log",
     shell:
@@ -103,10 +103,10 @@ rule localisation_figures:
         curves=rules.localisation_gather.output.curves,
         checkpoint=f"models/localisation/{wsol_runs()[0][0]}/{wsol_runs()[0][1]}/seed{SEEDS[0]}/model.pt",
     output:
-        heatmaps="results/localisation/heatmaps.png",
-        curves_figure="results/localisation/threshold_curves.png",
+        heatmaps=report("results/localisation/heatmaps.png", category="3. Localisation (paper §4)"),
+        curves_figure=report("results/localisation/threshold_curves.png", category="3. Localisation (paper §4)"),
     params:
-        call=stage_call(
+        **stage_params(
             "softmax_mi.stages.localisation:figures",
             backbone=wsol_runs()[0][0],
             adl=wsol_runs()[0][1] == "adl",

@@ -20,7 +20,7 @@ rule report:
                     caption="../report/report.rst"),
         metrics="results/report.json",
     params:
-        call=stage_call("softmax_mi.report:stage"),
+        **stage_params("softmax_mi.report:stage"),
     log:
         "logs/report.log",
     shell:

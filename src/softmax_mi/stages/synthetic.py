@@ -100,22 +100,35 @@ def load_split(path: str | Path, split: str, n_classes: int):
 
 
 def estimate(
-    *, task: dict, estimator: str, settings: dict, seed: int, device: str, inputs: dict, outputs: dict, **_
+    *, task: dict, estimator: str, settings: dict, seeds: list[int], device: str, inputs: dict, outputs: dict, **_
 ) -> None:
-    """Fit one estimator on the training split, evaluate it on the test split, write one result row."""
+    """For each seed: fit one estimator on that seed's training split, evaluate it on its test split; one row each."""
+    data = [inputs["data"]] if isinstance(inputs["data"], str) else inputs["data"]
+    if len(data) != len(seeds):
+        raise ValueError(f"estimate: {len(data)} data files for {len(seeds)} seeds ({data})")
+    reference = read_json(inputs["truth"])
+    rows = [estimate_one(task, estimator, settings, seed, device, path, reference) for seed, path in zip(seeds, data)]
+    write_table(pd.DataFrame(rows), outputs["rows"], column_docs=MI_ESTIMATES_COLUMNS)
+
+
+def estimate_one(
+    task: dict, estimator: str, settings: dict, seed: int, device: str, data: str, reference: dict
+) -> dict:
+    """One run: the result row of ``estimator`` on the data file of ``seed``."""
     from softmax_mi.estimators import build_estimator  # imports torch: only the jobs that train pay for it
 
     problem = make_task(task)
-    train = load_split(inputs["data"], "train", problem.n_classes)
-    test = load_split(inputs["data"], "test", problem.n_classes)
-    reference = read_json(inputs["truth"])
+    train = load_split(data, "train", problem.n_classes)
+    test = load_split(data, "test", problem.n_classes)
     device = resolve_device(device)
     run_seed = derive_seed(seed, "estimate", estimator, task["kind"], task["dim"], *task["class_counts"])
     seed_everything(run_seed)
     started = time.perf_counter()
     result = build_estimator(estimator, settings=settings, seed=run_seed, device=device).fit_estimate(train, test)
     seconds = time.perf_counter() - started
-    row = {
+    log.info("%s seed %d: estimate %.4f vs truth %.4f nats (%.1f s)",
+             estimator, seed, result.value, reference["mi_true"], seconds)
+    return {
         "task": task["kind"],
         "dim": task["dim"],
         "balance": "balanced" if len(set(task["class_counts"])) == 1 else "imbalanced",
@@ -137,8 +150,6 @@ def estimate(
         "device": device,
         **provenance({"task": task, "estimator": estimator, "settings": settings, "seed": seed}),
     }
-    write_table(pd.DataFrame([row]), outputs["row"], column_docs=MI_ESTIMATES_COLUMNS)
-    log.info("%s: estimate %.4f vs truth %.4f nats (%.1f s)", estimator, result.value, reference["mi_true"], seconds)
 
 
 def gather(*, inputs: dict, outputs: dict, **_) -> None:
