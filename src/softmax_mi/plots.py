@@ -25,7 +25,7 @@ def plot_mi_vs_truth(summary: pd.DataFrame, target: str | Path) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     for axis, ((task, balance), frame) in zip(axes[0], panels):
         truth = frame.drop_duplicates("dim").sort_values("dim")
-        axis.plot(truth["dim"], truth["mi_true"], "k-", lw=2.5, label="true MI", zorder=3)
+        axis.plot(truth["dim"], truth["mi_true"], "k-", marker="_", ms=22, mew=2.5, lw=2.5, label="true MI", zorder=3)
         axis.plot(truth["dim"], truth["entropy_y"], "k:", lw=1, label="H(Y)")
         for estimator, rows in frame.groupby("estimator", sort=True):
             rows = rows.sort_values("dim")
