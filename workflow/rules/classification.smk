@@ -118,6 +118,7 @@ rule classification_train:
             training=CLASSIFICATION["training"],
             device=DEVICE,
         ),
+    priority: 20  # start the longest jobs first, so the many short ones fill the cores at the end
     log:
         f"logs/classification/{CLS_RUN}/train.log",
     shell:

@@ -49,6 +49,7 @@ rule localisation_train:
             seed=lambda wc: int(wc.seed),
             device=DEVICE,
         ),
+    priority: 10  # start the longest jobs first, so the many short ones fill the cores at the end
     log:
         f"logs/localisation/{WSOL_RUN}/train.log",
     shell:
