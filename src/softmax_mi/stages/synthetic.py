@@ -89,14 +89,18 @@ def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict, **_) -> None
     log.info("true MI %.4f ± %.4f nats (H(Y) = %.4f)", mi, se, entropy(problem.prior))
 
 
-def load_split(path: str | Path, split: str, n_classes: int):
-    """One split of a sampled data file as a :class:`~softmax_mi.estimators.base.LabeledSample`."""
+def load_splits(path: str | Path, n_classes: int) -> dict:
+    """The splits of a sampled data file (one read), as :class:`~softmax_mi.estimators.base.LabeledSample` by name."""
     from softmax_mi.estimators.base import LabeledSample  # torch: imported only by jobs that need it
 
     frame = read_table(path)
-    frame = frame[frame["split"] == split]
-    x = frame[[c for c in frame.columns if c.startswith("x")]].to_numpy(np.float32, copy=True)
-    return LabeledSample.from_arrays(x, frame["y"].to_numpy(), n_classes=n_classes)
+    features = [c for c in frame.columns if c.startswith("x")]
+    return {
+        split: LabeledSample.from_arrays(
+            part[features].to_numpy(np.float32, copy=True), part["y"].to_numpy(), n_classes=n_classes
+        )
+        for split, part in frame.groupby("split", sort=False)
+    }
 
 
 def estimate(
@@ -118,8 +122,8 @@ def estimate_one(
     from softmax_mi.estimators import build_estimator  # imports torch: only the jobs that train pay for it
 
     problem = make_task(task)
-    train = load_split(data, "train", problem.n_classes)
-    test = load_split(data, "test", problem.n_classes)
+    splits = load_splits(data, problem.n_classes)
+    train, test = splits["train"], splits["test"]
     device = resolve_device(device)
     run_seed = derive_seed(seed, "estimate", estimator, task["kind"], task["dim"], *task["class_counts"])
     seed_everything(run_seed)
