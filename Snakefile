@@ -11,8 +11,10 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/datasets.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/classification.smk"
+include: "workflow/rules/cub_classification.smk"
 include: "workflow/rules/localisation.smk"
 include: "workflow/rules/report.smk"
 
@@ -20,6 +22,7 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
+        rules.datasets_all.input,
         rules.synthetic_all.input,
         rules.classification_all.input,
         rules.localisation_all.input,

@@ -17,13 +17,6 @@ PROV = {"params_hash": "abc", "package_version": "0.1.0"}
 DOCS = {"seed": "base seed", "mi": "estimate, nats", "acc": "accuracy, fraction 0–1",
         "params_hash": "hash", "package_version": "version"}
 
-# Tables of the other parts known to lack provenance columns (aggregates and curves); a new gap fails the test.
-KNOWN_PROVENANCE_GAPS = {
-    "classification/per_class.parquet",
-    "classification/summary.parquet",
-    "localisation/curves.parquet",
-}
-
 
 def tiny_results(root):
     write_table(pd.DataFrame([{"seed": 0, "mi": 1.0, **PROV}]), root / "synthetic/mi_estimates.parquet",
@@ -90,10 +83,8 @@ def test_every_table_documents_every_column(smoke_run):
 @pytest.mark.slow
 def test_provenance_columns(smoke_run):
     tables = discover(smoke_run / "results")
-    gaps = provenance_gaps(tables)
-    assert not set(gaps) - KNOWN_PROVENANCE_GAPS, f"tables without params_hash/package_version: {gaps}"
+    assert provenance_gaps(tables) == {}, "every result table records params_hash and package_version"
     for table in tables:
-        if not table.missing_provenance:
-            frame = pd.read_parquet(table.path, columns=["params_hash", "package_version"])
-            assert frame.notna().all().all(), table.relpath
-    assert isinstance(naming_issues(tables), list)
+        frame = pd.read_parquet(table.path, columns=["params_hash", "package_version"])
+        assert frame.notna().all().all() and (frame != "").all().all(), table.relpath
+    assert naming_issues(tables) == [], "common columns are spelled the same in every table"

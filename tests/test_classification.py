@@ -160,7 +160,7 @@ def test_classification_smoke_pipeline(smoke_run):
     assert {"softmax", "pc_softmax", "posthoc_la"} <= set(metrics["loss"])
     assert metrics[["micro_acc", "macro_acc"]].apply(lambda c: c.between(0, 1)).all().all()
     faithful = metrics[(metrics["setting"] == "faithful-imbalanced") & (metrics["split"] == "test")]
-    assert not faithful.empty and (faithful["n_eval"] > 0).all()
+    assert not faithful.empty and (faithful["n_test"] > 0).all()
     assert (faithful["imbalance_ratio"] == 10).all()
     per_class = pd.read_parquet(folder / "per_class.parquet")
     assert list(per_class.columns) == list(PER_CLASS_COLUMNS)

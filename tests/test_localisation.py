@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from softmax_mi.data import cluttered
+from softmax_mi.data import cluttered, wsol
 from softmax_mi.localisation import (
     box_accuracy,
     boxes_at_threshold,
@@ -144,6 +144,6 @@ def test_cluttered_dataset_is_deterministic_with_exact_boxes(tmp_path):
     test = frame[frame["split"] == "test"]["mnist_index"]
     assert val.max() < 20 <= test.min()
     cluttered.save(images, frame, tmp_path)
-    split = cluttered.load(tmp_path / "images.npy", tmp_path / "boxes.parquet", "test")
+    split = wsol.load(tmp_path / "images.npy", tmp_path / "boxes.parquet", "test")
     assert len(split) == 12 and np.array_equal(split.images, images[frame["split"] == "test"])
     assert cluttered.build(counts, config, seed=4, mnist=mnist)[0].tolist() != images.tolist()

@@ -32,7 +32,7 @@ def synthetic_rows(softmax_offset=0.0, pc_offset=0.0, imbalanced_excess=None):
                 for estimator, offset in (("softmax", softmax_offset + (excess if balance == "imbalanced" else 0)),
                                           ("pc_softmax", pc_offset)):
                     rows.append({c: None for c in MI_ESTIMATES_COLUMNS} | {
-                        "task": "gaussian", "dim": dim, "balance": balance, "n_classes": 5, "estimator": estimator,
+                        "dataset": "gaussian", "dim": dim, "balance": balance, "n_classes": 5, "estimator": estimator,
                         "seed": seed, "mi_true": truth, "mi_estimate": truth + offset + 0.002 * seed,
                         "entropy_y": h,
                     })

@@ -79,7 +79,7 @@ def test_curves_json_figures_checkpoints(smoke_run, params):
     summary = json.loads((smoke_run / "results/localisation/metrics.json").read_text())
     assert "cam" in summary["localisation"]["cluttered_mnist/gap_cnn"]
     for name in ("heatmaps.png", "threshold_curves.png"):
-        assert (smoke_run / "results/localisation" / name).stat().st_size > 10_000
+        assert (smoke_run / "results/localisation/figures/cluttered_mnist" / name).stat().st_size > 10_000
     checkpoints = sorted((smoke_run / "models/localisation").rglob("model.pt"))
     assert len(checkpoints) == len(params["seeds"])
     state = torch.load(checkpoints[0], map_location="cpu", weights_only=True)

@@ -39,7 +39,7 @@ COMMON_NAMES = {
     "dataset": ("dataset", "task"),
     "seed": ("seed", "seeds"),
     "split": ("split",),
-    "n_eval": ("n_eval", "n_test", "n_images"),
+    "n_test": ("n_test", "n_eval", "n_images"),
 }
 
 

@@ -6,6 +6,8 @@ renamed into place, so an interrupted job never leaves a half-written file that 
 
 from __future__ import annotations
 
+import hashlib
+
 import contextlib
 import json
 import os
@@ -101,6 +103,15 @@ def infer_unit(description: str) -> str:
         if re.search(pattern, description, flags=re.IGNORECASE):
             return unit
     return ""
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (archives are GBs; never load them whole)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -89,6 +89,17 @@ def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
         raise ParamsError("\n".join(lines))
 
 
+def wsol_settings(section: Mapping[str, Any], dataset: str, backbone: str | None = None) -> dict[str, Any]:
+    """The ``localisation`` settings of one dataset (and backbone): ``overrides[dataset]`` then
+    ``overrides[dataset/backbone]`` merged over the section; the result has no ``overrides`` key."""
+    overrides = section.get("overrides") or {}
+    settings = {key: value for key, value in section.items() if key != "overrides"}
+    for key in (dataset, f"{dataset}/{backbone}" if backbone else None):
+        if key in overrides:
+            settings = deep_merge(settings, overrides[key])
+    return settings
+
+
 def params_hash(params: Mapping[str, Any]) -> str:
     """Short, stable hash of a parameter mapping (recorded beside every result row)."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)

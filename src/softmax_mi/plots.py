@@ -21,7 +21,7 @@ def save_figure(figure, target: str | Path) -> None:
 
 def plot_mi_vs_truth(summary: pd.DataFrame, target: str | Path) -> None:
     """One panel per (task, balance): each estimator's mean ± std over seeds against d, truth and H(Y) as lines."""
-    panels = list(summary.groupby(["task", "balance"], sort=True))
+    panels = list(summary.groupby(["dataset", "balance"], sort=True))
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
     for axis, ((task, balance), frame) in zip(axes[0], panels):
         truth = frame.drop_duplicates("dim").sort_values("dim")
@@ -44,12 +44,18 @@ def plot_mi_vs_truth(summary: pd.DataFrame, target: str | Path) -> None:
     save_figure(figure, target)
 
 
+MAX_CLASS_BARS = 20
+
+
 def plot_per_class_accuracy(per_class: pd.DataFrame, target: str | Path) -> None:
     """Per-class test accuracy (mean ± std over seeds), softmax vs PC-softmax, one panel per (dataset, setting)."""
     rows = per_class[(per_class["split"] == "test") & per_class["loss"].isin(["softmax", "pc_softmax"])]
     panels = list(rows.groupby(["dataset", "setting"], sort=True))
     figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.0 * max(len(panels), 1), 3.8), squeeze=False)
     for axis, ((dataset, setting), frame) in zip(axes[0], panels):
+        grouped = frame["class"].nunique() > MAX_CLASS_BARS  # e.g. CUB's 200: one bar per training count instead
+        if grouped:
+            frame = frame.assign(**{"class": frame["n_train"]})
         stats = frame.groupby(["loss", "class"]).agg(mean=("accuracy", "mean"), std=("accuracy", "std"),
                                                       n_train=("n_train", "first")).reset_index()
         for offset, (loss, colour) in zip((-0.2, 0.2), (("softmax", "tab:gray"), ("pc_softmax", "tab:blue"))):
@@ -59,7 +65,7 @@ def plot_per_class_accuracy(per_class: pd.DataFrame, target: str | Path) -> None
         counts = stats.drop_duplicates("class").sort_values("class")
         axis.set_xticks(counts["class"], [f"{c}\n{n}" for c, n in zip(counts["class"], counts["n_train"])], fontsize=7)
         axis.set_ylim(max(0, 100 * stats["mean"].min() - 10), 100.5)
-        axis.set_xlabel("class (training count)")
+        axis.set_xlabel("classes with this training count (mean)" if grouped else "class (training count)")
         axis.set_ylabel("test accuracy [%]")
         axis.set_title(f"{dataset}, {setting}", fontsize=9)
         axis.grid(axis="y", alpha=0.3)

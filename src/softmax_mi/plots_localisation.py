@@ -30,12 +30,14 @@ def plot_heatmaps(split, maps: dict, predicted: dict, taus: dict, predicted_clas
     methods = list(maps)
     n = len(split)
     figure, axes = plt.subplots(n, 1 + len(methods), figsize=(2.1 * (1 + len(methods)), 2.1 * n), squeeze=False)
+    # grey [n, H, W] or RGB [n, 3, H, W] → what imshow takes
+    pictures = split.images if split.images.ndim == 3 else split.images.transpose(0, 2, 3, 1)
     for i in range(n):
-        axes[i, 0].imshow(split.images[i], cmap="gray", vmin=0, vmax=255)
+        axes[i, 0].imshow(pictures[i], cmap="gray", vmin=0, vmax=255)
         _box(axes[i, 0], split.boxes[i], "red")
         axes[i, 0].set_title(f"label {split.labels[i]}, pred {predicted_class[i]}", fontsize=8)
         for j, method in enumerate(methods, start=1):
-            axes[i, j].imshow(split.images[i], cmap="gray", vmin=0, vmax=255)
+            axes[i, j].imshow(pictures[i], cmap="gray", vmin=0, vmax=255)
             axes[i, j].imshow(maps[method][i], cmap="jet", alpha=0.5, vmin=0, vmax=1)
             _box(axes[i, j], split.boxes[i], "red")
             _box(axes[i, j], predicted[method][i], "lime")

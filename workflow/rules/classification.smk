@@ -102,11 +102,9 @@ rule classification_train:
         split=rules.classification_split.output.split,
     output:
         model=f"models/classification/{CLS_RUN}.pt",
-    threads: CLASSIFICATION["threads"]
+    threads: RESOURCES["classification_train"]["threads"]
     resources:
-        gpu=CLS_GPU,
-        mem_mb=3000,
-        runtime=60,
+        **job_resources("classification_train"),
     params:
         **stage_params(
             "softmax_mi.stages.classification:train",
@@ -133,8 +131,9 @@ rule classification_evaluate:
     output:
         metrics=f"results/classification/runs/{CLS_RUN}/metrics.parquet",
         per_class=f"results/classification/runs/{CLS_RUN}/per_class.parquet",
+    threads: RESOURCES["classification_evaluate"]["threads"]
     resources:
-        gpu=CLS_GPU,
+        **job_resources("classification_evaluate"),
     params:
         **stage_params(
             "softmax_mi.stages.classification:evaluate",
@@ -152,9 +151,11 @@ rule classification_evaluate:
 
 
 rule classification_gather:
-    input:
-        metrics=[f"results/classification/runs/{d}/{s}/{l}/metrics.parquet" for d, s, l in cls_jobs()],
-        per_class=[f"results/classification/runs/{d}/{s}/{l}/per_class.parquet" for d, s, l in cls_jobs()],
+    input:  # + the CUB rows when CUB is available (cub_classification.smk, read when the DAG is built)
+        metrics=lambda wc: [f"results/classification/runs/{d}/{s}/{l}/metrics.parquet" for d, s, l in cls_jobs()]
+        + cub_cls_leaves("metrics"),
+        per_class=lambda wc: [f"results/classification/runs/{d}/{s}/{l}/per_class.parquet" for d, s, l in cls_jobs()]
+        + cub_cls_leaves("per_class"),
     output:
         metrics="results/classification/metrics.parquet",
         per_class="results/classification/per_class.parquet",

@@ -12,6 +12,7 @@ except ParamsError as error:
 PYTHON = sys.executable
 SEEDS = config["seeds"]
 DEVICE = config["device"]
+RESOURCES = config["resources"]
 
 # Every job is `python -m softmax_mi.stage '<json>'`, its stdout and stderr (progress bars) in the rule's log.
 STAGE = PYTHON + " -m softmax_mi.stage {params.call:q} > {log} 2>&1"
@@ -38,3 +39,18 @@ def stage_params(entry, **settings):
         return json.dumps({"entry": entry, "kwargs": kwargs}, sort_keys=True)
 
     return {"settings": recorded, "call": call}
+
+
+def job_resources(rule_name, gpu_when=None):
+    """The `resources:` of a heavy rule, from params.yaml `resources.<rule_name>` (use as
+    `resources: **job_resources("name")`, with `threads: RESOURCES["name"]["threads"]`).
+
+    - `gpu_when`: a function of the wildcards; jobs for which it is false ask for no GPU (e.g. the kNN jobs of a
+      rule whose other jobs train networks), so they never wait for the GPU a scheduler is throttling.
+    Resources are not recorded: changing them reruns nothing.
+    """
+    spec = RESOURCES[rule_name]
+    gpu = spec["gpu"]
+    if gpu_when is not None and gpu:
+        gpu = lambda wildcards: spec["gpu"] if gpu_when(wildcards) else 0
+    return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": gpu}

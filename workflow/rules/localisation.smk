@@ -1,19 +1,47 @@
-# Paper §4 (E6, E8): embedded WSOL dataset → one classifier per (backbone, ADL, seed) → CAM / infoCAM / variants /
-# Grad-CAM / centre-box scored under the `paper`, `maxboxacc` and `maxboxacc_v2` protocols → tables and figures.
+# Paper §4 (E6, E7, E8): WSOL datasets (the embedded cluttered MNIST, + CUB-200-2011 / Tiny-ImageNet when supplied)
+# → one classifier per (dataset, backbone, ADL, seed) → CAM / infoCAM / variants / Grad-CAM / centre-box scored under
+# the `paper`, `maxboxacc` and `maxboxacc_v2` protocols → tables and figures.
+from softmax_mi.params import wsol_settings
+
 LOCALISATION = config["localisation"]
-WSOL_DATA = f"data/wsol/{LOCALISATION['data']['name']}"
-WSOL_RUN = "{backbone}/{adl}/seed{seed}"
+EMBEDDED_WSOL = LOCALISATION["data"]["name"]
+WSOL_DATASETS = [EMBEDDED_WSOL] + [name for name in ("cub", "tiny_imagenet") if DATASET_RUN[name]]
+WSOL_RUN = "{dataset}/{backbone}/{adl}/seed{seed}"
 
 
-def wsol_runs():
-    """(backbone, adl tag) pairs of the configured grid."""
-    return [(b, "adl" if a else "noadl") for b in LOCALISATION["backbones"] for a in LOCALISATION["adl"]]
+def wsol_data(dataset):
+    """The dataset's folder in the softmax_mi.data.wsol format (images + one row per image)."""
+    if dataset == EMBEDDED_WSOL:
+        folder = f"data/wsol/{dataset}"
+        return {"images": f"{folder}/images.npy", "boxes": f"{folder}/boxes.parquet"}
+    return {"images": DATASET_FILES[dataset]["images"], "boxes": DATASET_FILES[dataset]["table"]}  # datasets.smk
 
 
-def wsol_train_settings():
-    """The part of the section that training depends on (so changing e.g. the methods does not retrain)."""
+def wsol_runs(dataset):
+    """(backbone, adl tag) pairs of the dataset's grid."""
+    settings = wsol_settings(LOCALISATION, dataset)
+    return [(b, "adl" if a else "noadl") for b in settings["backbones"] for a in settings["adl"]]
+
+
+def wsol_leaves(pattern):
+    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d in WSOL_DATASETS for b, a in wsol_runs(d)
+            for s in SEEDS]
+
+
+def wsol_train_settings(wildcards):
+    """The part of the settings that training depends on (so changing e.g. the methods does not retrain)."""
+    settings = wsol_settings(LOCALISATION, wildcards.dataset, wildcards.backbone)
     keys = ("adl_settings", "pretrained", "input_size", "gap_cnn", "training")
-    return {key: LOCALISATION[key] for key in keys}
+    return {key: settings[key] for key in keys}
+
+
+def wsol_evaluate_settings(wildcards):
+    settings = wsol_settings(LOCALISATION, wildcards.dataset, wildcards.backbone)
+    return {key: value for key, value in settings.items() if key not in ("data", "figure_images")}
+
+
+# `dataset` is constrained per rule: a global constraint would replace classification.smk's for its rules
+WSOL_DATASET = "|".join(WSOL_DATASETS)
 
 
 wildcard_constraints:
@@ -23,8 +51,7 @@ wildcard_constraints:
 
 rule localisation_dataset:
     output:
-        images=f"{WSOL_DATA}/images.npy",
-        boxes=f"{WSOL_DATA}/boxes.parquet",
+        **wsol_data(EMBEDDED_WSOL),
     params:
         **stage_params("softmax_mi.stages.localisation:dataset", data=LOCALISATION["data"]),
     log:
@@ -34,21 +61,26 @@ rule localisation_dataset:
 
 
 rule localisation_train:
+    wildcard_constraints:
+        dataset=WSOL_DATASET,
     input:
-        images=rules.localisation_dataset.output.images,
-        boxes=rules.localisation_dataset.output.boxes,
+        unpack(lambda wildcards: wsol_data(wildcards.dataset)),
     output:
         checkpoint=f"models/localisation/{WSOL_RUN}/model.pt",
         summary=f"models/localisation/{WSOL_RUN}/training.json",
     params:
         **stage_params(
             "softmax_mi.stages.localisation:train",
+            dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
-            settings=wsol_train_settings(),
+            settings=wsol_train_settings,
             seed=lambda wc: int(wc.seed),
             device=DEVICE,
         ),
+    threads: RESOURCES["localisation_train"]["threads"]
+    resources:
+        **job_resources("localisation_train"),
     priority: 10  # start the longest jobs first, so the many short ones fill the cores at the end
     log:
         f"logs/localisation/{WSOL_RUN}/train.log",
@@ -57,19 +89,24 @@ rule localisation_train:
 
 
 rule localisation_evaluate:
+    wildcard_constraints:
+        dataset=WSOL_DATASET,
     input:
-        images=rules.localisation_dataset.output.images,
-        boxes=rules.localisation_dataset.output.boxes,
+        unpack(lambda wildcards: wsol_data(wildcards.dataset)),
         checkpoint=rules.localisation_train.output.checkpoint,
     output:
         metrics=f"results/localisation/runs/{WSOL_RUN}/metrics.parquet",
         curves=f"results/localisation/runs/{WSOL_RUN}/curves.parquet",
+    threads: RESOURCES["localisation_evaluate"]["threads"]
+    resources:
+        **job_resources("localisation_evaluate"),
     params:
         **stage_params(
             "softmax_mi.stages.localisation:evaluate",
+            dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
-            settings={k: v for k, v in LOCALISATION.items() if k not in ("figure_images",)},
+            settings=wsol_evaluate_settings,
             seed=lambda wc: int(wc.seed),
             device=DEVICE,
         ),
@@ -81,9 +118,9 @@ rule localisation_evaluate:
 
 rule localisation_gather:
     input:
-        metrics=[f"results/localisation/runs/{b}/{a}/seed{s}/metrics.parquet" for b, a in wsol_runs() for s in SEEDS],
-        curves=[f"results/localisation/runs/{b}/{a}/seed{s}/curves.parquet" for b, a in wsol_runs() for s in SEEDS],
-        summaries=[f"models/localisation/{b}/{a}/seed{s}/training.json" for b, a in wsol_runs() for s in SEEDS],
+        metrics=wsol_leaves(f"results/localisation/runs/{WSOL_RUN}/metrics.parquet"),
+        curves=wsol_leaves(f"results/localisation/runs/{WSOL_RUN}/curves.parquet"),
+        summaries=wsol_leaves(f"models/localisation/{WSOL_RUN}/training.json"),
     output:
         metrics="results/localisation/metrics.parquet",
         curves="results/localisation/curves.parquet",
@@ -96,26 +133,46 @@ rule localisation_gather:
         STAGE
 
 
+def wsol_figure_run(dataset):
+    """The run whose maps the figure shows: the dataset's first backbone / ADL setting, first seed."""
+    backbone, adl = wsol_runs(dataset)[0]
+    return {"backbone": backbone, "adl": adl, "seed": SEEDS[0]}
+
+
+def wsol_figures():
+    """Every dataset's figures (plain paths: expanding the rule's output objects fails under a storage provider)."""
+    return expand(WSOL_FIGURES, dataset=WSOL_DATASETS, figure=["heatmaps", "threshold_curves"])
+
+
+WSOL_FIGURES = "results/localisation/figures/{dataset}/{figure}.png"
+
+
 rule localisation_figures:
+    wildcard_constraints:
+        dataset=WSOL_DATASET,
     input:
-        images=rules.localisation_dataset.output.images,
-        boxes=rules.localisation_dataset.output.boxes,
+        unpack(lambda wildcards: wsol_data(wildcards.dataset)),
         metrics=rules.localisation_gather.output.metrics,
         curves=rules.localisation_gather.output.curves,
-        checkpoint=f"models/localisation/{wsol_runs()[0][0]}/{wsol_runs()[0][1]}/seed{SEEDS[0]}/model.pt",
+        checkpoint=lambda wc: "models/localisation/{dataset}/{backbone}/{adl}/seed{seed}/model.pt".format(
+            dataset=wc.dataset, **wsol_figure_run(wc.dataset)
+        ),
     output:
-        heatmaps=report("results/localisation/heatmaps.png", category="3. Localisation (paper §4)"),
-        curves_figure=report("results/localisation/threshold_curves.png", category="3. Localisation (paper §4)"),
+        heatmaps=report("results/localisation/figures/{dataset}/heatmaps.png", category="3. Localisation (paper §4)"),
+        curves_figure=report(
+            "results/localisation/figures/{dataset}/threshold_curves.png", category="3. Localisation (paper §4)"
+        ),
     params:
         **stage_params(
             "softmax_mi.stages.localisation:figures",
-            backbone=wsol_runs()[0][0],
-            adl=wsol_runs()[0][1] == "adl",
-            settings=LOCALISATION,
+            dataset=lambda wc: wc.dataset,
+            backbone=lambda wc: wsol_figure_run(wc.dataset)["backbone"],
+            adl=lambda wc: wsol_figure_run(wc.dataset)["adl"] == "adl",
+            settings=lambda wc: wsol_settings(LOCALISATION, wc.dataset, wsol_figure_run(wc.dataset)["backbone"]),
             device=DEVICE,
         ),
     log:
-        "logs/localisation/figures.log",
+        "logs/localisation/figures_{dataset}.log",
     shell:
         STAGE
 
@@ -123,4 +180,4 @@ rule localisation_figures:
 rule localisation_all:
     input:
         rules.localisation_gather.output,
-        rules.localisation_figures.output,
+        wsol_figures(),

@@ -13,7 +13,7 @@ rule report:
             rules.classification_summary.output.imbalance_figure,
         ],
         localisation=rules.localisation_gather.output.metrics,
-        localisation_figures=rules.localisation_figures.output,
+        localisation_figures=wsol_figures(),
     output:
         markdown="results/report.md",
         html=report("results/report.html", category="Reproduction report",

@@ -88,6 +88,9 @@ rule synthetic_estimate:
         truth=rules.synthetic_truth.output.truth,
     output:
         rows=f"results/synthetic/runs/{SETTING}/{{estimator}}.parquet",
+    threads: RESOURCES["synthetic_estimate"]["threads"]
+    resources:
+        **job_resources("synthetic_estimate", gpu_when=lambda wc: wc.estimator not in ("knn", "sklearn_knn")),
     params:
         **stage_params(
             "softmax_mi.stages.synthetic:estimate",

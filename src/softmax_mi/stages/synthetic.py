@@ -15,14 +15,13 @@ import pandas as pd
 
 from softmax_mi.data.synthetic import entropy, held_out_counts, make_task
 from softmax_mi.io import read_json, read_table, write_json, write_table
-from softmax_mi.params import params_hash
-from softmax_mi.provenance import PROVENANCE_COLUMNS, provenance
+from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, aggregate_provenance, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
 MI_ESTIMATES_COLUMNS = {
-    "task": "synthetic task: 'gaussian' (paper §2 mixture) or 'uniform' (Gao et al. 2017, closed form)",
+    "dataset": "synthetic task: 'gaussian' (paper §2 mixture) or 'uniform' (Gao et al. 2017, closed form)",
     "dim": "dimension d of x",
     "balance": "label prior: 'balanced' or 'imbalanced' (training class counts from params.yaml)",
     "n_classes": "number of classes K",
@@ -45,7 +44,7 @@ MI_ESTIMATES_COLUMNS = {
 }
 
 SUMMARY_COLUMNS = {
-    "task": MI_ESTIMATES_COLUMNS["task"],
+    "dataset": MI_ESTIMATES_COLUMNS["dataset"],
     "dim": MI_ESTIMATES_COLUMNS["dim"],
     "balance": MI_ESTIMATES_COLUMNS["balance"],
     "estimator": MI_ESTIMATES_COLUMNS["estimator"],
@@ -57,8 +56,7 @@ SUMMARY_COLUMNS = {
     "bias": "mean − mi_true, nats",
     "rmse": "root mean squared error of mi_estimate against mi_true over seeds, nats",
     "mean_seconds": "mean wall time per run, seconds",
-    "params_hash": "sha256 prefix of the sorted params_hash values of the runs aggregated in the row",
-    "package_version": "softmax-mi version(s) that produced the runs aggregated in the row",
+    **AGGREGATE_PROVENANCE_COLUMNS,
 }
 
 
@@ -133,7 +131,7 @@ def estimate_one(
     log.info("%s seed %d: estimate %.4f vs truth %.4f nats (%.1f s)",
              estimator, seed, result.value, reference["mi_true"], seconds)
     return {
-        "task": task["kind"],
+        "dataset": task["kind"],
         "dim": task["dim"],
         "balance": "balanced" if len(set(task["class_counts"])) == 1 else "imbalanced",
         "n_classes": problem.n_classes,
@@ -161,13 +159,13 @@ def gather(*, inputs: dict, outputs: dict, **_) -> None:
     rows = inputs["rows"]
     rows = [rows] if isinstance(rows, str) else rows
     table = pd.concat([read_table(path) for path in rows], ignore_index=True)
-    table = table.sort_values(["task", "balance", "dim", "estimator", "seed"], ignore_index=True)
+    table = table.sort_values(["dataset", "balance", "dim", "estimator", "seed"], ignore_index=True)
     write_table(table, outputs["table"], column_docs=MI_ESTIMATES_COLUMNS, table_doc="one row per synthetic MI run")
 
 
 def summarise_estimates(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, spread, bias and RMSE per (task, dim, balance, estimator)."""
-    keys = ["task", "dim", "balance", "estimator"]
+    keys = ["dataset", "dim", "balance", "estimator"]
     table = table.assign(squared_error=(table["mi_estimate"] - table["mi_true"]) ** 2)
     summary = table.groupby(keys, sort=True).agg(
         n_seeds=("seed", "nunique"),
@@ -177,8 +175,7 @@ def summarise_estimates(table: pd.DataFrame) -> pd.DataFrame:
         std=("mi_estimate", "std"),
         mean_seconds=("seconds", "mean"),
         mean_squared_error=("squared_error", "mean"),
-        params_hash=("params_hash", lambda hashes: params_hash(sorted(set(hashes)))),
-        package_version=("package_version", lambda versions: ",".join(sorted(set(versions)))),
+        **aggregate_provenance(),
     ).reset_index()
     summary["bias"] = summary["mean"] - summary["mi_true"]
     summary["rmse"] = np.sqrt(summary["mean_squared_error"])
@@ -189,7 +186,7 @@ def headline_metrics(summary: pd.DataFrame) -> dict:
     """Small nested mapping for `dvc metrics show`: bias and RMSE per setting and estimator."""
     metrics: dict = {}
     for row in summary.itertuples(index=False):
-        setting = f"{row.task}_d{row.dim}_{row.balance}"
+        setting = f"{row.dataset}_d{row.dim}_{row.balance}"
         metrics.setdefault(setting, {})[row.estimator] = {
             "bias": round(float(row.bias), 4),
             "rmse": round(float(row.rmse), 4),
@@ -200,7 +197,7 @@ def headline_metrics(summary: pd.DataFrame) -> dict:
 def plot_data(summary: pd.DataFrame) -> pd.DataFrame:
     """Wide table for `dvc plots show`: one row per d of the Gaussian task, the mean estimate of each estimator and
     the truth per label prior, as columns `<balance>_<estimator>` / `<balance>_truth` (nats)."""
-    gauss = summary[summary["task"] == "gaussian"]
+    gauss = summary[summary["dataset"] == "gaussian"]
     wide = gauss.pivot_table(index="dim", columns=["balance", "estimator"], values="mean")
     wide.columns = [f"{balance}_{estimator}" for balance, estimator in wide.columns]
     truth = gauss.drop_duplicates(["balance", "dim"]).pivot(index="dim", columns="balance", values="mi_true")
