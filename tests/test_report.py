@@ -94,3 +94,34 @@ def test_report_of_the_smoke_run(smoke_run):
     assert "not run" not in {c for c in re.findall(r"\*\*C\d — ([a-z ]+)\.\*\*", text)}  # every part ran
     headline = json.loads((results / "report.json").read_text())
     assert set(headline) == {"C1", "C2", "C3", "C4"} and all("reproduced" in v for v in headline.values())
+
+
+def classification_rows(lifts: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Test rows of softmax and PC-softmax per (dataset, setting): PC-softmax macro = softmax macro + lift."""
+    from softmax_mi.stages.classification import METRICS_COLUMNS
+
+    rows = []
+    for (dataset, setting), lift in lifts.items():
+        for seed in (0, 1, 2):
+            for loss, macro in (("softmax", 0.90), ("pc_softmax", 0.90 + lift)):
+                rows.append({c: None for c in METRICS_COLUMNS} | {
+                    "dataset": dataset, "setting": setting, "protocol": "faithful", "loss": loss, "tau": math.nan,
+                    "seed": seed, "split": "test", "micro_acc": 0.95, "macro_acc": macro, "minority_acc": macro,
+                    "imbalance_ratio": 3.0, "profile": "step",
+                })
+    return pd.DataFrame(rows)
+
+
+def test_c3_is_decided_on_imbalanced_settings_only(tmp_path):
+    # a balanced split (MNIST's faithful-balanced, CUB's balanced) has nothing to lift: it must not decide C3
+    lifts = {("mnist", "faithful-imbalanced"): 0.01, ("mnist", "faithful-balanced"): 0.0,
+             ("cub", "imbalanced"): 0.05, ("cub", "balanced"): 0.0}
+    write_table(classification_rows(lifts), tmp_path / "classification/metrics.parquet")
+    report = build_report(tmp_path)
+    (c3,) = [c for c in report.claims if c.key == "C3"]
+    assert c3.verdict == REPRODUCED, c3.reason
+    assert "cub imbalanced" in c3.reason and "verdict on mnist faithful-imbalanced, cub imbalanced" in c3.reason
+    assert "cub balanced" not in c3.reason.split("verdict on")[1]
+    lifts[("cub", "imbalanced")] = -0.01
+    write_table(classification_rows(lifts), tmp_path / "classification/metrics.parquet")
+    assert verdicts(build_report(tmp_path))["C3"] == NOT_REPRODUCED
