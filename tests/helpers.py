@@ -13,8 +13,7 @@ import yaml
 from softmax_mi.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
-# src: DVC hashes it as a dependency; data/raw: a DVC dependency too (users put CUB / Tiny-ImageNet there)
-PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow", "src", "data/raw/README.md"]
+PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow", "src"]  # src: DVC hashes it as a dependency
 BIN = Path(sys.executable).parent
 
 
@@ -34,7 +33,6 @@ def make_workdir(target: Path, overlay: str | None = "params/smoke.yaml") -> Pat
         if source.is_dir():
             shutil.copytree(source, target / name, dirs_exist_ok=True)
         else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     if overlay:
         merged = load_params(REPO / "params.yaml", REPO / overlay)

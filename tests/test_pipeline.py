@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
 
-from helpers import run, snakemake
+from helpers import REPO, run, snakemake
 from softmax_mi.io import column_descriptions
 from softmax_mi.stages.synthetic import MI_ESTIMATES_COLUMNS
 
@@ -56,6 +57,9 @@ def test_changing_one_parameter_reruns_only_its_jobs(smoke_run, tmp_path):
 
 
 def test_dvc_repro_reuses_snakemake_results(smoke_run):
+    # data/raw (where users put CUB / Tiny-ImageNet) is a DVC dependency; a checkout has it (data/raw/README.md)
+    (smoke_run / "data/raw").mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "data/raw/README.md", smoke_run / "data/raw/README.md")
     run(["dvc", "init", "--no-scm", "-q", "-f"], cwd=smoke_run)
     repro = run(["dvc", "repro"], cwd=smoke_run)
     assert "Nothing to be done" in repro.stdout + repro.stderr  # Snakemake found every output current
