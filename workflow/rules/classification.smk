@@ -2,7 +2,6 @@
 # prepare (uint8 arrays) → split (per setting) → train (one job per dataset × setting × loss, its seeds stacked
 # into one model) → evaluate (one leaf per job) → gather → summarise.
 from softmax_mi.data.mnist import fashion_mnist_folder
-from softmax_mi.runtime import resolve_device
 
 CLASSIFICATION = config["classification"]
 CLS_RUN = "{dataset}/{setting}/{loss}"
@@ -52,8 +51,6 @@ def cls_loss_options(wildcards):
             "ldam_drw": ["ldam_drw", "class_balanced"]}.get(wildcards.loss, [])
     return {key: CLASSIFICATION[key] for key in keys}
 
-
-CLS_GPU = 1 if resolve_device(DEVICE) == "cuda" else 0
 
 wildcard_constraints:
     dataset="mnist|fashion_mnist",
