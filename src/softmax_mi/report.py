@@ -63,6 +63,7 @@ PAPER_CUB = (89.73, 87.69)
 # §4 WSOL top-1 localisation accuracy of infoCAM [published], percent
 PAPER_WSOL = {"CUB-200-2011": 55.83, "Tiny-ImageNet": 43.34}
 
+USER_WSOL_DATASETS = ("cub", "tiny_imagenet")  # their figures exist only when the user supplied the data
 FIGURES = {
     "synthetic": [("synthetic/mi_vs_truth.png", "MI estimates (mean ± std over seeds) against the true MI")],
     "classification": [
@@ -71,12 +72,12 @@ FIGURES = {
     ],
     "localisation": [  # one pair per WSOL dataset (CUB / Tiny-ImageNet only when the user supplied them)
         (f"localisation/figures/{dataset}/{name}", f"{dataset}: {caption}")
-        for dataset in ("cluttered_mnist", "cub", "tiny_imagenet")
+        for dataset in ("cluttered_mnist", *USER_WSOL_DATASETS)
         for name, caption in (("heatmaps.png", "CAM vs infoCAM maps; ground-truth box red, predicted green"),
                               ("threshold_curves.png", "box accuracy against the map threshold τ"))
     ],
 }
-OPTIONAL_FIGURES = ("localisation/figures/cub/", "localisation/figures/tiny_imagenet/")
+OPTIONAL_FIGURES = tuple(f"localisation/figures/{dataset}/" for dataset in USER_WSOL_DATASETS)
 TABLES = {
     "synthetic": "synthetic/mi_estimates.parquet",
     "classification": "classification/metrics.parquet",

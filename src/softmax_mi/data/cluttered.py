@@ -31,11 +31,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from softmax_mi.data.wsol import SPLITS
 from softmax_mi.io import atomic_path, write_table
 from softmax_mi.runtime import derive_seed
 
 NAME = "cluttered_mnist"
-SPLITS = ("train", "val_fullsup", "test")
 
 BOXES_COLUMNS = {
     "index": "row of this image in images.npy",
