@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro bench clean
+.PHONY: install run test repro bench fashion-mnist clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ repro: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/synthetic.py
+
+# Optional: Fashion-MNIST's official IDX files from Debian's package (apt-get download, SHA-256 checked, no root)
+# into data/raw/fashion-mnist/; from then on `make run` adds Fashion-MNIST to the classification grid.
+fashion-mnist: $(INSTALLED)
+	$(BIN)/python -m softmax_mi.data.fashion_mnist
 
 clean:
 	rm -rf .snakemake logs

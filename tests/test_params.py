@@ -32,6 +32,10 @@ def test_overlay_merges_recursively_and_replaces_lists():
         (lambda p: p.__setitem__("device", "tpu"), "device", "auto, cpu, cuda"),
         (lambda p: p["synthetic"].__setitem__("estimators", ["softmax", "mien"]), "synthetic.estimators.1", "mine"),
         (lambda p: p.__setitem__("seeds", []), "seeds", "non-negative integers"),
+        (lambda p: p["classification"]["faithful"]["seeds"].__setitem__("balanced", [1, 1]),
+         "classification.faithful.seeds.balanced", "distinct base seeds"),
+        (lambda p: p["classification"]["standard"].__setitem__("n_seeds", 4), "classification.standard.n_seeds",
+         "list more seeds"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(mutate, key, hint):

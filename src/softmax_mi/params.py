@@ -82,11 +82,25 @@ def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
         schema = yaml.safe_load(handle)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = [f"{source}: invalid parameters ({len(errors)} problem{'s' * (len(errors) > 1)}):"]
-        for error in errors:
-            lines.append(f"  - {_key_path(error)}: {error.message} (fix: {_fix_hint(error)})")
+    problems = [f"{_key_path(error)}: {error.message} (fix: {_fix_hint(error)})" for error in errors]
+    if not errors:
+        problems = _seed_count_problems(params)
+    if problems:
+        lines = [f"{source}: invalid parameters ({len(problems)} problem{'s' * (len(problems) > 1)}):"]
+        lines += [f"  - {problem}" for problem in problems]
         raise ParamsError("\n".join(lines))
+
+
+def _seed_count_problems(params: Mapping[str, Any]) -> list[str]:
+    """``n_seeds`` takes the first n of ``seeds``: asking for more than there are would silently run fewer."""
+    classification, available = params.get("classification", {}), len(params.get("seeds", []))
+    problems = []
+    for section in ("standard", "cub"):
+        wanted = classification.get(section, {}).get("n_seeds", 0)
+        if wanted > available:
+            problems.append(f"classification.{section}.n_seeds: {wanted} is more than the {available} listed in "
+                            f"`seeds` (fix: lower it, or list more seeds)")
+    return problems
 
 
 def wsol_settings(section: Mapping[str, Any], dataset: str, backbone: str | None = None) -> dict[str, Any]:

@@ -41,8 +41,10 @@ def cls_jobs():
 
 
 def cls_seeds(wildcards):
-    n = len(SEEDS) if wildcards.setting.startswith("faithful-") else CLASSIFICATION["standard"]["n_seeds"]
-    return SEEDS[:n]
+    """Faithful: the setting's own seed list (null: `seeds`); standard: the first n of `seeds`."""
+    if wildcards.setting.startswith("faithful-"):
+        return CLASSIFICATION["faithful"]["seeds"][wildcards.setting.removeprefix("faithful-")] or SEEDS
+    return SEEDS[: CLASSIFICATION["standard"]["n_seeds"]]
 
 
 def cls_loss_options(wildcards):

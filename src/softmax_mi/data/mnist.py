@@ -45,7 +45,8 @@ MNIST_TEST_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-FASHION_SEARCH_PATHS = (
+FASHION_SEARCH_PATHS = (  # relative paths are read from the working directory (the project root)
+    "data/raw/fashion-mnist",  # `make fashion-mnist` (softmax_mi.data.fashion_mnist)
     "/usr/share/dataset-fashion-mnist",
     "/usr/share/fashion-mnist",
     "/usr/share/datasets/fashion-mnist",
@@ -213,7 +214,7 @@ def write_idx(array: np.ndarray, path: str | Path) -> None:
         handle.write(header + array.tobytes())
 
 
-def _idx_file(folder: Path, stem: str) -> Path | None:
+def idx_file(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
         if (folder / name).is_file():
             return folder / name
@@ -229,7 +230,7 @@ def find_idx_folder(candidates: Iterable[str | Path]) -> Path | None:
         if not root.is_dir():
             continue
         for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
-            if all(_idx_file(folder, stem) for stem in IDX_FILES.values()):
+            if all(idx_file(folder, stem) for stem in IDX_FILES.values()):
                 return folder
     return None
 
@@ -243,7 +244,7 @@ def load_idx_dataset(folder: str | Path) -> ImageDataset:
     folder = Path(folder)
     arrays = {}
     for key, stem in IDX_FILES.items():
-        path = _idx_file(folder, stem)
+        path = idx_file(folder, stem)
         if path is None:
             raise DataError(f"{folder}: missing {stem}[.gz]")
         arrays[key] = read_idx(path)
