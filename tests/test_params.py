@@ -11,7 +11,7 @@ from softmax_mi.params import ParamsError, deep_merge, load_params, params_hash,
 from helpers import REPO, make_workdir, snakemake
 
 
-@pytest.mark.parametrize("overlay", [None, "params/smoke.yaml", "params/paper.yaml"])
+@pytest.mark.parametrize("overlay", [None] + sorted(p.relative_to(REPO).as_posix() for p in (REPO / "params").glob("*.yaml")))
 def test_shipped_parameter_sets_are_valid(overlay):
     paths = [REPO / "params.yaml"] + ([REPO / overlay] if overlay else [])
     assert load_params(*paths)["seeds"]

@@ -69,6 +69,7 @@ rule classification_prepare:
             dataset=lambda wc: wc.dataset,
             fashion_dir=CLASSIFICATION["fashion_mnist_dir"],
         ),
+    priority: 20  # feeds the training jobs: a job's priority does not reach its inputs' jobs
     log:
         "logs/classification/{dataset}/prepare.log",
     shell:
@@ -89,6 +90,7 @@ rule classification_split:
             standard={k: CLASSIFICATION["standard"][k] for k in ("n_max", "val_per_class")},
             seed=SEEDS[0],
         ),
+    priority: 20  # feeds the training jobs: a job's priority does not reach its inputs' jobs
     log:
         "logs/classification/{dataset}/split-{setting}.log",
     shell:

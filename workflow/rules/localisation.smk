@@ -54,6 +54,7 @@ rule localisation_dataset:
         **wsol_data(EMBEDDED_WSOL),
     params:
         **stage_params("softmax_mi.stages.localisation:dataset", data=LOCALISATION["data"]),
+    priority: 10  # feeds the training jobs: a job's priority does not reach its inputs' jobs
     log:
         "logs/localisation/dataset.log",
     shell:
