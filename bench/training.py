@@ -1,14 +1,16 @@
 """Benchmark: the faithful MNIST sweep (softmax + PC-softmax × seeds, LeNet, SGD lr 0.01 / momentum 0.5, batch 64)
 trained the classic way — a torchvision ``MNIST`` dataset (PIL images, ToTensor + Normalize per sample) behind a
 shuffled ``DataLoader``, one model after the other — against :func:`softmax_mi.multirun.train_runs` (uint8 tensors,
-every run of the sweep stacked into one model; with 2 cores also split over two single-threaded processes, as the
-pipeline runs two training jobs side by side). Both on the same machine, in one invocation, each reading its
+every run of the sweep stacked into one model; with 2 cores also one single-threaded process per loss, as the
+pipeline runs its two training jobs side by side). All on the same machine, in one invocation, each reading its
 prepared data from a temporary folder inside the timer: torchvision its IDX files, the stacked path the pipeline's
-uint8 ``arrays.npz`` (what ``classification_prepare`` writes). The protocol each run sees is the same (own init,
-own per-epoch shuffle, batch 64, same optimiser), so test accuracies agree in distribution.
+uint8 ``arrays.npz`` (what ``classification_prepare`` writes). The speed-up is against the fastest classic variant
+timed. The protocol each run sees is the same (own init, own per-epoch shuffle, batch 64, same optimiser), so test
+accuracies agree in distribution; the runs are the pipeline's (same seeds).
 
-    python bench/training.py                 # the whole sweep: 2 losses × 3 seeds × 8 epochs (~15 min on 2 cores)
-    python bench/training.py --epochs 1      # same per-epoch timings, one epoch
+    python bench/training.py                        # the whole sweep: 2 losses × 3 seeds × 8 epochs (~15 min, 2 cores)
+    python bench/training.py --classic-processes    # + two classic loops side by side (one per loss, 1 thread each)
+    python bench/training.py --epochs 1 --seeds 2   # a quick look: same per-epoch timings
 """
 
 from __future__ import annotations
@@ -97,9 +99,9 @@ def classic(root: Path, train_index: np.ndarray, test_index: np.ndarray, runs: l
 # ------------------------------------------------------------------------------------------ stacked runs
 
 
-def _stacked_worker(args) -> dict[str, float]:
-    arrays, runs, config, device, threads, train_index, test_index = args
-    torch.set_num_threads(threads)
+def stacked(arrays: Path, train_index: np.ndarray, test_index: np.ndarray, runs: list[RunSpec], config: SGDConfig,
+            device: str) -> dict[str, float]:
+    """Every run at once, as one stacked model (what the pipeline's training jobs do)."""
     data = ImageDataset.load(arrays)
     images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     model, _ = train_runs(images[train_index], labels[train_index], runs, config, device=device)
@@ -107,18 +109,25 @@ def _stacked_worker(args) -> dict[str, float]:
     return {run.name: macro_accuracy(logits[g], labels[test_index]) for g, run in enumerate(runs)}
 
 
-def stacked(arrays, runs, config, device, workers, train_index, test_index) -> dict[str, float]:
-    if workers == 1:
-        return _stacked_worker((arrays, runs, config, device, torch.get_num_threads(), train_index, test_index))
-    # one loss per process, as the pipeline's two training jobs (so the numbers are the pipeline's, bit for bit)
-    chunks = [[run for run in runs if run.loss == loss] for loss in LOSSES] if workers == len(LOSSES) else \
-        [runs[i::workers] for i in range(workers)]
-    jobs = [(arrays, chunk, config, device, 1, train_index, test_index) for chunk in chunks]
+# ------------------------------------------------------------------------------------------ processes
+
+
+def _one_thread(args) -> dict[str, float]:
+    method, *method_args = args
+    torch.set_num_threads(1)
+    return method(*method_args)
+
+
+def per_loss_processes(method, source, train_index, test_index, runs, config, device) -> dict[str, float]:
+    """``method`` in one single-threaded process per loss, side by side: the pipeline's two training jobs (so the
+    stacked numbers are the pipeline's, bit for bit), or two classic loops sharing the cores the same way."""
     import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        results = {}
-        for part in pool.map(_stacked_worker, jobs):
+    jobs = [(method, source, train_index, test_index, [run for run in runs if run.loss == loss], config, device)
+            for loss in LOSSES]
+    results = {}
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for part in pool.map(_one_thread, jobs):
             results.update(part)
     return results
 
@@ -154,7 +163,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--skip-classic-threads", action="store_true", help="time the classic loop once only")
+    parser.add_argument("--skip-classic-threads", action="store_true",
+                        help="skip the single-threaded classic loop (its one-process variant)")
+    parser.add_argument("--classic-processes", action="store_true",
+                        help="also time two classic loops side by side, one per loss, one thread each")
     args = parser.parse_args()
     config = SGDConfig(epochs=args.epochs)
     runs = sweep(list(range(args.seeds)), args.epochs)
@@ -170,34 +182,39 @@ def main() -> None:
         write_idx(data.x_test, raw / "t10k-images-idx3-ubyte")
         write_idx(data.y_test.astype(np.uint8), raw / "t10k-labels-idx1-ubyte")
         default_threads = torch.get_num_threads()
-        classic_threads = [default_threads]
-        if not args.skip_classic_threads and default_threads > 1:
-            classic_threads.append(1)
-        for threads in classic_threads:
-            torch.set_num_threads(threads)
-            seconds, cpu, result = timed(classic, Path(tmp), split.train, split.test, runs, config, args.device)
-            rows.append((f"classic DataLoader loop, one model at a time, {threads} thread(s)", seconds, cpu, result))
-            print(f"{rows[-1][0]}: {seconds:.1f} s", file=sys.stderr, flush=True)
-        torch.set_num_threads(default_threads)
         arrays = Path(tmp) / "arrays.npz"
         data.save(arrays)
-        for workers in ([1, 2] if args.device == "cpu" and (cores or 1) >= 2 else [1]):
-            seconds, cpu, result = timed(stacked, arrays, runs, config, args.device, workers, split.train, split.test)
-            label = "stacked runs, 1 process" if workers == 1 else f"stacked runs, {workers} processes × 1 thread"
+        common = (split.train, split.test, runs, config, args.device)
+        side_by_side = args.device == "cpu" and (cores or 1) >= len(LOSSES)
+        variants = [(f"classic DataLoader loop, one model at a time, {default_threads} thread(s)", classic, Path(tmp))]
+        if not args.skip_classic_threads and default_threads > 1:
+            variants.append(("classic DataLoader loop, one model at a time, 1 thread", classic, Path(tmp)))
+        if side_by_side and args.classic_processes:
+            variants.append((f"classic DataLoader loop, {len(LOSSES)} processes × 1 thread (one per loss)",
+                             per_loss_processes, classic, Path(tmp)))
+        variants.append((f"stacked runs, 1 process ({default_threads} thread(s))", stacked, arrays))
+        if side_by_side:
+            variants.append((f"stacked runs, {len(LOSSES)} processes × 1 thread (one per loss, as the pipeline)",
+                             per_loss_processes, stacked, arrays))
+        for label, function, *source in variants:
+            torch.set_num_threads(1 if label.endswith("1 thread") else default_threads)
+            seconds, cpu, result = timed(function, *source, *common)
             rows.append((label, seconds, cpu, result))
             print(f"{label}: {seconds:.1f} s", file=sys.stderr, flush=True)
-    baseline = min(seconds for name, seconds, _, _ in rows if name.startswith("classic"))
+        torch.set_num_threads(default_threads)
+    one_at_a_time = min(seconds for name, seconds, _, _ in rows if name.startswith("classic") and "at a time" in name)
+    fastest = min(seconds for name, seconds, _, _ in rows if name.startswith("classic"))
     load = os.getloadavg()[0]
     print(f"\nFaithful imbalanced MNIST sweep: {len(LOSSES)} losses × {args.seeds} seeds × {args.epochs} epochs, "
           f"LeNet, batch 64, {len(split.train)} training images; device {args.device}, {cores} cores "
           f"({platform.processor() or platform.machine()}), torch {torch.__version__}; load average at the end "
           f"{load:.1f} (other processes share the cores when this exceeds the core count)\n")
-    print("| method | wall time [s] | CPU time [s] | speed-up (wall) vs fastest classic | test macro acc. % "
-          "(mean±std over seeds) |")
-    print("|---|---|---|---|---|")
+    print("| method | wall time [s] | CPU time [s] | speed-up vs classic, one model at a time | speed-up vs fastest "
+          "classic | test macro acc. % (mean±std over seeds) |")
+    print("|---|---|---|---|---|---|")
     for name, seconds, cpu, result in rows:
-        print(f"| {name} | {seconds:.1f} | {cpu:.1f} | {baseline / seconds:.2f}× | {summary(result)} |")
-
+        print(f"| {name} | {seconds:.1f} | {cpu:.1f} | {one_at_a_time / seconds:.2f}× | {fastest / seconds:.2f}× | "
+              f"{summary(result)} |")
 
 if __name__ == "__main__":
     main()

@@ -82,9 +82,9 @@ def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
         schema = yaml.safe_load(handle)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [f"{_key_path(error)}: {error.message} (fix: {_fix_hint(error)})" for error in errors]
-    if not errors:
-        problems = _seed_count_problems(params)
+    # cross-field checks only on a structurally valid mapping
+    problems = [f"{_key_path(error)}: {error.message} (fix: {_fix_hint(error)})" for error in errors] or \
+        _seed_count_problems(params)
     if problems:
         lines = [f"{source}: invalid parameters ({len(problems)} problem{'s' * (len(problems) > 1)}):"]
         lines += [f"  - {problem}" for problem in problems]

@@ -51,7 +51,10 @@ def fetch(target: str | Path = DEFAULT_TARGET, sha256: str | None = DEB_SHA256) 
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fashion-mnist-") as scratch:
         scratch = Path(scratch)
         _run(["apt-get", "download", DEB_PACKAGE], cwd=scratch)
-        deb = next(scratch.glob("*.deb"))
+        deb = next(scratch.glob("*.deb"), None)
+        if deb is None:
+            raise DataError(f"apt-get download {DEB_PACKAGE} left no .deb (is the package in this machine's lists? "
+                            f"apt-get update)")
         digest = file_digest(deb)
         if sha256 is not None and digest != sha256:
             raise DataError(f"{deb.name}: SHA-256 {digest}, expected {sha256} ({DEB_PACKAGE} {DEB_VERSION}); the "
