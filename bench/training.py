@@ -4,8 +4,8 @@ shuffled ``DataLoader``, one model after the other — against :func:`softmax_mi
 every run of the sweep stacked into one model; with 2 cores also one single-threaded process per loss, as the
 pipeline runs its two training jobs side by side). All on the same machine, in one invocation, each reading its
 prepared data from a temporary folder inside the timer: torchvision its IDX files, the stacked path the pipeline's
-uint8 ``arrays.npz`` (what ``classification_prepare`` writes). The speed-up is against the fastest classic variant
-timed. The protocol each run sees is the same (own init, own per-epoch shuffle, batch 64, same optimiser), so test
+uint8 ``arrays.npz`` (what ``classification_prepare`` writes). Two speed-ups are printed: against the classic loop
+one model at a time (its fastest thread count) and against the fastest classic variant timed. The protocol each run sees is the same (own init, own per-epoch shuffle, batch 64, same optimiser), so test
 accuracies agree in distribution; the runs are the pipeline's (same seeds).
 
     python bench/training.py                        # the whole sweep: 2 losses × 3 seeds × 8 epochs (~15 min, 2 cores)
