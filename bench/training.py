@@ -186,18 +186,20 @@ def main() -> None:
         data.save(arrays)
         common = (split.train, split.test, runs, config, args.device)
         side_by_side = args.device == "cpu" and (cores or 1) >= len(LOSSES)
-        variants = [(f"classic DataLoader loop, one model at a time, {default_threads} thread(s)", classic, Path(tmp))]
+        # (label, torch threads of this process, function, its data source); per-loss workers set 1 thread each
+        variants = [(f"classic DataLoader loop, one model at a time, {default_threads} thread(s)", default_threads,
+                     classic, Path(tmp))]
         if not args.skip_classic_threads and default_threads > 1:
-            variants.append(("classic DataLoader loop, one model at a time, 1 thread", classic, Path(tmp)))
+            variants.append(("classic DataLoader loop, one model at a time, 1 thread", 1, classic, Path(tmp)))
         if side_by_side and args.classic_processes:
             variants.append((f"classic DataLoader loop, {len(LOSSES)} processes × 1 thread (one per loss)",
-                             per_loss_processes, classic, Path(tmp)))
-        variants.append((f"stacked runs, 1 process ({default_threads} thread(s))", stacked, arrays))
+                             default_threads, per_loss_processes, classic, Path(tmp)))
+        variants.append((f"stacked runs, 1 process ({default_threads} thread(s))", default_threads, stacked, arrays))
         if side_by_side:
             variants.append((f"stacked runs, {len(LOSSES)} processes × 1 thread (one per loss, as the pipeline)",
-                             per_loss_processes, stacked, arrays))
-        for label, function, *source in variants:
-            torch.set_num_threads(1 if label.endswith("1 thread") else default_threads)
+                             default_threads, per_loss_processes, stacked, arrays))
+        for label, threads, function, *source in variants:
+            torch.set_num_threads(threads)
             seconds, cpu, result = timed(function, *source, *common)
             rows.append((label, seconds, cpu, result))
             print(f"{label}: {seconds:.1f} s", file=sys.stderr, flush=True)

@@ -125,16 +125,22 @@ def test_standard_split_is_seeded_disjoint_and_exact():
     assert counts["val"].tolist() == [100] * 10 and counts["test"].sum() == 500
 
 
-def test_idx_roundtrip_and_fashion_folder_discovery(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "fashion" / "raw"
-    folder.mkdir(parents=True)
-    arrays = {
-        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
-        "train-labels-idx1-ubyte.gz": np.repeat(np.arange(10), 2).astype(np.uint8),
+def _small_idx_arrays(seed: int) -> dict[str, np.ndarray]:
+    """The four IDX stems with tiny arrays: 20 train and 10 test images, every class present."""
+    rng = np.random.default_rng(seed)
+    return {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
+        "train-labels-idx1-ubyte": np.repeat(np.arange(10), 2).astype(np.uint8),
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (10, 28, 28)).astype(np.uint8),
         "t10k-labels-idx1-ubyte": np.arange(10).astype(np.uint8),
     }
+
+
+def test_idx_roundtrip_and_fashion_folder_discovery(tmp_path, monkeypatch):
+    folder = tmp_path / "fashion" / "raw"
+    folder.mkdir(parents=True)
+    # train files gzipped, test files plain: both spellings are found
+    arrays = {stem + (".gz" if stem.startswith("train") else ""): array for stem, array in _small_idx_arrays(0).items()}
     for name, array in arrays.items():
         write_idx(array, folder / name)
     np.testing.assert_array_equal(read_idx(folder / "train-images-idx3-ubyte.gz"), arrays["train-images-idx3-ubyte.gz"])
@@ -171,13 +177,7 @@ def _fake_debian_tools(monkeypatch, idx_arrays):
 def test_fashion_mnist_fetch_checks_the_package_and_moves_only_the_idx_files(tmp_path, monkeypatch):
     import hashlib
 
-    rng = np.random.default_rng(1)
-    arrays = {
-        "train-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)).astype(np.uint8),
-        "train-labels-idx1-ubyte": np.repeat(np.arange(10), 2).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(0, 256, (10, 28, 28)).astype(np.uint8),
-        "t10k-labels-idx1-ubyte": np.arange(10).astype(np.uint8),
-    }
+    arrays = _small_idx_arrays(1)
     fashion_mnist = _fake_debian_tools(monkeypatch, arrays)
     target = tmp_path / "data" / "raw" / "fashion-mnist"
     with pytest.raises(DataError, match="SHA-256"):
