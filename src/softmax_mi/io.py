@@ -126,3 +126,43 @@ def column_descriptions(path: str | Path) -> dict[str, str]:
         for field in schema
         if field.metadata and b"description" in field.metadata
     }
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or weights file cannot be read: the message names the file, the problem and the fix."""
+
+
+def load_checkpoint(path: str | Path, *, fix: str, map_location: str = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one clear error for every way a file can be unreadable
+    (missing, empty, truncated, altered — every zip member's CRC is checked —, not a torch file, or holding objects
+    the safe loader refuses)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint (fix: {fix})")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint is empty, probably cut short by a crash (fix: {fix})")
+    damaged = None
+    if zipfile.is_zipfile(path):  # torch's format since 1.6: check every member's CRC first
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, ValueError, UnicodeDecodeError):
+            damaged = "the archive's directory"
+    if damaged:
+        raise CheckpointError(f"{path}: damaged checkpoint ({damaged} fails its checksum or cannot be read; the "
+                              f"file was truncated or altered) (fix: {fix})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message suggests weights_only=False, which would run whatever code the file holds: never that
+        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain containers, so it is "
+                              f"not a checkpoint this package wrote, or it was tampered with (fix: {fix})") from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError) as error:
+        first_line = (str(error).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {first_line}) "
+                              f"(fix: {fix})") from None

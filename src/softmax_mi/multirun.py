@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from softmax_mi.io import atomic_path
+from softmax_mi.io import CheckpointError, atomic_path, load_checkpoint
 from softmax_mi.losses import (
     CLASSIFICATION_LOSSES,
     class_balanced_weights,
@@ -119,11 +119,38 @@ def init_models(runs: Sequence[RunSpec], n_classes: int = 10) -> StackedLeNet:
 
 
 def _checkpoint_meta(runs: Sequence[RunSpec], config: SGDConfig, images: torch.Tensor, labels: torch.Tensor) -> dict:
-    """What a checkpoint must match to be resumed: the runs, the optimiser settings and the training data (not the
-    epoch count: a run can be continued for longer)."""
+    """What a checkpoint must match to be resumed: the runs (incl. LDAM-DRW's ``drw_epoch``, which depends on the
+    epoch count), the optimiser settings and the training data. Not the epoch count itself: nothing before the last
+    epoch depends on it otherwise, so a checkpoint of epoch e ≤ ``epochs`` continues exactly (see ``_resume``)."""
     settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
     digest = hashlib.sha256(labels.cpu().numpy().tobytes() + images.cpu().numpy().tobytes()).hexdigest()[:16]
     return {"runs": [asdict(r) for r in runs], "config": settings, "n_train": len(labels), "data": digest}
+
+
+_CHECKPOINT_KEYS = {"meta", "epoch", "model", "optimiser", "generators", "history"}
+
+
+def _resumable(checkpoint: Path, meta: dict, epochs: int, device: str) -> dict | None:
+    """The state in ``checkpoint`` if resuming from it gives exactly what an uninterrupted run of ``epochs`` gives;
+    else ``None`` (the reason is logged, the caller trains from scratch and overwrites the file)."""
+    if not checkpoint.is_file():
+        return None
+    try:
+        state = load_checkpoint(checkpoint, map_location=device, fix="nothing: it is discarded")
+    except CheckpointError as error:
+        log.warning("discarding the resume state: %s; training from scratch", error)
+        return None
+    if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= set(state):
+        log.warning("discarding %s: not a resume state of this trainer; training from scratch", checkpoint)
+        return None
+    if state["meta"] != meta:
+        log.warning("discarding %s: it was written for other runs, settings or data; training from scratch", checkpoint)
+        return None
+    if not 1 <= int(state["epoch"]) <= epochs:
+        log.warning("discarding %s: it holds epoch %s, but %d epoch(s) are asked for (a model cannot be untrained); "
+                    "training from scratch", checkpoint, state["epoch"], epochs)
+        return None
+    return state
 
 
 def train_runs(
@@ -139,7 +166,9 @@ def train_runs(
     """Train every run on (``images`` uint8 N × 28 × 28, ``labels``); return the stacked model and per-epoch logs.
 
     With ``checkpoint``, the full state (weights, momentum buffers, data-order generators, history) is written
-    atomically after every epoch, and a matching checkpoint found at the start is resumed from.
+    atomically after every epoch, and a checkpoint found at the start is resumed from only when that gives exactly
+    the uninterrupted result (same runs, settings and data, at most ``config.epochs`` epochs done); any other file
+    there (stale, damaged, foreign) is discarded with a warning.
     """
     images = images.to(device)
     labels = labels.to(device)
@@ -152,18 +181,15 @@ def train_runs(
     history: list[dict] = []
     start_epoch = 1
     meta = _checkpoint_meta(runs, config, images, labels)
-    if checkpoint is not None and Path(checkpoint).is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state["meta"] == meta:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            for generator, gen_state in zip(generators, state["generators"]):
-                generator.set_state(gen_state.cpu())
-            history = list(state["history"])
-            start_epoch = int(state["epoch"]) + 1
-            log.info("resumed %s after epoch %d", checkpoint, start_epoch - 1)
-        else:
-            log.warning("ignoring %s: it was written for other runs or settings", checkpoint)
+    state = _resumable(Path(checkpoint), meta, config.epochs, device) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        for generator, gen_state in zip(generators, state["generators"]):
+            generator.set_state(gen_state.cpu())
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        log.info("resumed %s after epoch %d of %d", checkpoint, start_epoch - 1, config.epochs)
     for epoch in range(start_epoch, config.epochs + 1):
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,12 +38,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def derive_seed(*parts: Any) -> int:
-    """A 32-bit seed derived deterministically from a base seed and any labels (task, dim, estimator, ...).
+def _label_bytes(label: Any) -> bytes:
+    """A label's bytes: mappings and sequences as canonical JSON (so a whole task spec can be a label), else str()."""
+    if isinstance(label, (Mapping, list, tuple)):
+        return json.dumps(label, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return str(label).encode()
 
+
+def derive_seed(*labels: Any) -> int:
+    """A 32-bit seed derived from a base seed and any labels (purpose, dataset, setting, a task spec, ...).
+
+    Every byte of every label counts: the labels are SHA-256 hashed, each prefixed by its length, so
+    ``("ab", "c")`` and ``("a", "bc")`` differ too. Stable across platforms, Python and NumPy versions.
     32 bits because some consumers (scikit-learn's ``random_state``, NumPy's legacy seeding) accept no more."""
-    entropy = [int.from_bytes(str(p).encode(), "little") % 2**64 for p in parts]
-    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint32)[0])
+    digest = hashlib.sha256()
+    for label in labels:
+        data = _label_bytes(label)
+        digest.update(len(data).to_bytes(8, "little") + data)
+    return int.from_bytes(digest.digest()[:4], "little")
 
 
 def set_threads(threads: int) -> None:

@@ -135,7 +135,8 @@ rule localisation_gather:
 
 
 def wsol_figure_run(dataset):
-    """The run whose maps the figure shows: the dataset's first backbone / ADL setting, first seed."""
+    """The run whose maps and τ the figure shows: the dataset's first backbone / ADL setting, first listed seed
+    (the stage gets this seed explicitly and reads the τ of this run only)."""
     backbone, adl = wsol_runs(dataset)[0]
     return {"backbone": backbone, "adl": adl, "seed": SEEDS[0]}
 
@@ -169,6 +170,7 @@ rule localisation_figures:
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wsol_figure_run(wc.dataset)["backbone"],
             adl=lambda wc: wsol_figure_run(wc.dataset)["adl"] == "adl",
+            seed=lambda wc: wsol_figure_run(wc.dataset)["seed"],
             settings=lambda wc: wsol_settings(LOCALISATION, wc.dataset, wsol_figure_run(wc.dataset)["backbone"]),
             device=DEVICE,
         ),

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softmax_mi.io import file_digest
+from softmax_mi.io import file_digest, load_checkpoint
 from softmax_mi.models.pretrained import CACHE_FILES, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def _build_architecture(name: str, image_size: int) -> nn.Module:
 def load_frozen_weights(model: nn.Module, name: str, path: Path) -> None:
     """Load every feature-extractor tensor from ``path``; a missing or misshapen one is an error, since a feature
     extractor left partly at random initialisation would run silently and give meaningless features."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, fix="give classification.cub.weights a state dict of this backbone")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     head = HEAD_PREFIXES[name]
@@ -142,7 +142,7 @@ class FrozenBackbone(nn.Module):
         self.net = _build_architecture(name, self.image_size)
         load_frozen_weights(self.net, name, self.weights_path)
         if keep_classifier:  # only for checking the weights against ImageNet labels
-            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            state = load_checkpoint(self.weights_path, fix="give classification.cub.weights a state dict of this backbone")
             prefix = HEAD_PREFIXES[name][0]
             self.net.load_state_dict({k: v for k, v in state.items() if k.startswith(prefix)}, strict=False)
             self.classifier = self.net._fc if name == "efficientnet_lite0" else self.net.fc

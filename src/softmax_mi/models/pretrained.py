@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from softmax_mi.io import load_checkpoint
+
 log = logging.getLogger(__name__)
 
 CACHE_FILES = {"vgg16": "vgg16-397923af.pth", "resnet50": "resnet50-0676ba61.pth", "resnet18": "resnet18-f37072fd.pth",
@@ -42,7 +44,7 @@ def load_backbone_weights(model: nn.Module, arch: str, pretrained: str) -> None:
     if path is None:
         log.info("%s: random initialisation (pretrained: none)", arch)
         return
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, fix="give localisation.pretrained the path of a torchvision state dict, or none")
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(usable, strict=False)

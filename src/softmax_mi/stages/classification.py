@@ -30,7 +30,7 @@ from softmax_mi.data.mnist import (
     load_mnist_pickle,
     standard_split,
 )
-from softmax_mi.io import atomic_path, read_table, write_json, write_table
+from softmax_mi.io import atomic_path, load_checkpoint, read_table, write_json, write_table
 from softmax_mi.losses import log_pc_softmax, log_prior_from_counts, posthoc_adjusted_logits
 from softmax_mi.models.lenet import StackedLeNet
 from softmax_mi.multirun import RunSpec, SGDConfig, predict_logits, train_runs
@@ -137,6 +137,12 @@ def parse_setting(setting: str) -> tuple[str, str, float]:
     return "standard", profile, float(ratio)
 
 
+def setting_seed(seed: int, purpose: str, dataset: str, setting: str) -> int:
+    """The seed of one (dataset, setting, seed) for ``purpose`` (split, init, order): shared by every loss, so the
+    losses of a setting are compared on the same split, initialisation and data order."""
+    return derive_seed(seed, purpose, dataset, setting)
+
+
 def make_split(data: ImageDataset, *, dataset: str, setting: str, faithful: dict, standard: dict, seed: int) -> Split:
     protocol, profile, ratio = parse_setting(setting)
     if protocol == "faithful":
@@ -154,7 +160,7 @@ def make_split(data: ImageDataset, *, dataset: str, setting: str, faithful: dict
         ratio=ratio,
         n_max=standard["n_max"],
         val_per_class=standard["val_per_class"],
-        seed=derive_seed(seed, "split", dataset, setting),
+        seed=setting_seed(seed, "split", dataset, setting),
     )
 
 
@@ -202,8 +208,8 @@ def run_specs(*, dataset: str, setting: str, loss: str, seeds: list[int], option
                 RunSpec(
                     name=f"{loss}/tau{tau:g}/seed{seed}",
                     loss=loss,
-                    init_seed=derive_seed(seed, "init", dataset, setting) % 2**63,
-                    order_seed=derive_seed(seed, "order", dataset, setting) % 2**63,
+                    init_seed=setting_seed(seed, "init", dataset, setting),
+                    order_seed=setting_seed(seed, "order", dataset, setting),
                     tau=float(tau),
                     beta=float(options.get("class_balanced", {}).get("beta", 0.9999)),
                     ldam_max_margin=float(ldam.get("max_margin", 0.5)),
@@ -285,7 +291,7 @@ def evaluate(*, dataset: str, setting: str, loss: str, posthoc_taus: list[float]
     device = resolve_device(device)
     data = ImageDataset.load(inputs["arrays"])
     frame = read_table(inputs["split"])
-    state = torch.load(inputs["model"], map_location="cpu", weights_only=True)
+    state = load_checkpoint(inputs["model"], fix="delete it and rerun: snakemake --cores all")
     model = StackedLeNet(len(state["runs"]), N_CLASSES)
     model.load_state_dict(state["model"])
     model.to(device)

@@ -41,8 +41,8 @@ from softmax_mi.io import atomic_path, read_json, read_table, write_json, write_
 from softmax_mi.losses import log_prior_from_counts, posthoc_adjusted_logits
 from softmax_mi.multirun import RunSpec, StackedLoss
 from softmax_mi.provenance import provenance
-from softmax_mi.runtime import derive_seed, progress, resolve_device
-from softmax_mi.stages.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS, classification_metrics
+from softmax_mi.runtime import progress, resolve_device
+from softmax_mi.stages.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS, classification_metrics, setting_seed
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,8 @@ def run_specs(*, setting: str, loss: str, seeds: list[int], options: dict, drw_e
         RunSpec(
             name=f"{loss}/tau{tau:g}/seed{seed}",
             loss=loss,
-            init_seed=derive_seed(seed, "init", DATASET, setting),
-            order_seed=derive_seed(seed, "order", DATASET, setting),
+            init_seed=setting_seed(seed, "init", DATASET, setting),
+            order_seed=setting_seed(seed, "order", DATASET, setting),
             tau=float(tau),
             beta=float(options.get("class_balanced", {}).get("beta", 0.9999)),
             ldam_max_margin=float(ldam.get("max_margin", 0.5)),

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from softmax_mi.cam import WEIGHT_METHODS, FeatureExtractor, all_maps, gradcam_maps, normalise, upsample
 from softmax_mi.data import cluttered, wsol
-from softmax_mi.io import atomic_path, read_json, read_table, write_json, write_table
+from softmax_mi.io import atomic_path, load_checkpoint, read_json, read_table, write_json, write_table
 from softmax_mi.localisation import (
     Sweep,
     boxes_at_threshold,
@@ -173,13 +173,16 @@ def _accuracy(model, split: wsol.WSOLSplit, to_input: InputPipeline, batch_size:
     return hits / max(len(split), 1)
 
 
+def wsol_seed(seed: int, purpose: str, dataset: str, backbone: str, adl: bool) -> int:
+    """The seed of one WSOL run (dataset × backbone × ADL × seed) for ``purpose`` (wsol_train, wsol_evaluate)."""
+    return derive_seed(seed, purpose, dataset, backbone, adl)
+
+
 def train(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: int, device: str, inputs: dict,
           outputs: dict, **_) -> None:
     """Train one GAP classifier on the train split's labels; keep the epoch with the best val_fullsup accuracy."""
     device = resolve_device(device)
-    # the embedded dataset keeps the derivation it had before other datasets existed (same seeds, same results)
-    scope = () if dataset == cluttered.NAME else (dataset,)
-    run_seed = derive_seed(seed, "wsol_train", *scope, backbone, adl)
+    run_seed = wsol_seed(seed, "wsol_train", dataset, backbone, adl)
     seed_everything(run_seed)
     training = settings["training"]
     train_split = wsol.load(inputs["images"], inputs["boxes"], "train")
@@ -228,7 +231,7 @@ def train(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: int, 
 def load_model(path: str | Path, backbone: str, adl: bool, settings: dict, device: str, *, n_classes: int,
                channels: int):
     model = _model(backbone, adl, {**settings, "pretrained": "none"}, n_classes, channels)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_checkpoint(path, fix="delete it and rerun: snakemake --cores all"))
     return model.to(device).eval()
 
 
@@ -283,7 +286,7 @@ def evaluate(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: in
              outputs: dict, **_) -> None:
     """Score every method under the three protocols; τ is chosen on val_fullsup and applied to the test splits."""
     device = resolve_device(device)
-    seed_everything(derive_seed(seed, "wsol_evaluate", backbone, adl))
+    seed_everything(wsol_seed(seed, "wsol_evaluate", dataset, backbone, adl))
     splits = wsol.evaluation_splits(read_table(inputs["boxes"]))
     first = wsol.load(inputs["images"], inputs["boxes"], "val_fullsup")
     channels = image_channels(first.images)
@@ -391,10 +394,26 @@ def gather(*, inputs: dict, outputs: dict, **_) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------- figures
+def run_thresholds(metrics: pd.DataFrame, *, backbone: str, adl: bool, seed: int, methods: list[str],
+                   source: str = "metrics") -> dict[str, float]:
+    """The MaxBoxAcc τ of each method in one run (one dataset's rows; chosen on val_fullsup, stored on test rows)."""
+    run = metrics[(metrics["protocol"] == "maxboxacc") & (metrics["split"] == "test")
+                  & (metrics["backbone"] == backbone) & (metrics["adl"] == adl)
+                  & (metrics["seed"] == seed) & (metrics["metric"] == "gt_known_loc")]
+    missing = [m for m in methods if not (run["method"] == m).any()]
+    if missing:
+        raise ValueError(f"{source}: no maxboxacc test row for {backbone}/adl={adl}/seed{seed} and method(s) "
+                         f"{', '.join(missing)} (fix: rerun localisation_evaluate / localisation_gather)")
+    return {m: float(run.loc[run["method"] == m, "threshold"].iloc[0]) for m in methods}
+
+
 def figures(
-    *, dataset: str, backbone: str, adl: bool, settings: dict, device: str, inputs: dict, outputs: dict, **_
+    *, dataset: str, backbone: str, adl: bool, seed: int, settings: dict, device: str, inputs: dict, outputs: dict,
+    **_
 ) -> None:
-    """Heatmap grid (CAM vs infoCAM, GT box red, predicted box green) and accuracy-vs-τ curves of one dataset."""
+    """Heatmap grid (CAM vs infoCAM, GT box red, predicted box green) and accuracy-vs-τ curves of one dataset.
+
+    The maps are those of ``inputs["checkpoint"]``, the model of run ``seed``; the boxes use that run's τ."""
     from softmax_mi.plots_localisation import plot_heatmaps, plot_threshold_curves
 
     device = resolve_device(device)
@@ -407,16 +426,13 @@ def figures(
     model = load_model(inputs["checkpoint"], backbone, adl, settings, device,
                        n_classes=wsol.n_classes(inputs["boxes"]), channels=channels)
     count = min(settings["figure_images"], len(split))
-    index = np.random.default_rng(derive_seed(0, "figure")).choice(len(split), size=count, replace=False)
+    index = np.random.default_rng(derive_seed("figure", dataset)).choice(len(split), size=count, replace=False)
     subset = split.subset(index)
     y = torch.from_numpy(subset.labels).to(device)
     x = InputPipeline(channels, backbone, settings["input_size"], device)(subset.images)
     methods = [m for m in ("cam", "infocam") if m in settings["methods"]]
     logits, maps = compute_maps(model, x, y, methods, region_k=settings["region_k"], size=subset.size,
                                 batch_size=count)
-    seed0 = metrics[(metrics["protocol"] == "maxboxacc") & (metrics["split"] == "test")
-                    & (metrics["backbone"] == backbone) & (metrics["adl"] == adl)
-                    & (metrics["seed"] == metrics["seed"].min()) & (metrics["metric"] == "gt_known_loc")]
-    taus = {m: float(seed0.loc[seed0["method"] == m, "threshold"].iloc[0]) for m in methods}
+    taus = run_thresholds(metrics, backbone=backbone, adl=adl, seed=seed, methods=methods, source=inputs["metrics"])
     predicted = {m: sweep(maps[m], [taus[m]], subset.boxes).largest_box[:, 0] for m in methods}
     plot_heatmaps(subset, maps, predicted, taus, logits.argmax(1).numpy(), outputs["heatmaps"])

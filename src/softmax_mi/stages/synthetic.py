@@ -60,10 +60,16 @@ SUMMARY_COLUMNS = {
 }
 
 
+def task_seed(seed: int, purpose: str, task: dict, *labels: str) -> int:
+    """The seed of one draw (sample, truth, estimate + estimator) for ``task``; the whole task spec is a label, so
+    tasks that differ in any field draw differently."""
+    return derive_seed(seed, purpose, *labels, task)
+
+
 def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict, **_) -> None:
     """Draw a training set with the configured class counts and a fresh test set (counts × test_ratio)."""
     problem = make_task(task)
-    rng = np.random.default_rng(derive_seed(seed, "sample", task["kind"], task["dim"], *task["class_counts"]))
+    rng = np.random.default_rng(task_seed(seed, "sample", task))
     parts = []
     for split, counts in (("train", problem.class_counts), ("test", held_out_counts(problem.class_counts, test_ratio))):
         x, y = problem.sample(counts, rng)
@@ -78,7 +84,7 @@ def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict, **_) -> N
 def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict, **_) -> None:
     """True I(X;Y) (closed form, or Monte Carlo with its standard error) and H(Y) of the prior."""
     problem = make_task(task)
-    rng = np.random.default_rng(derive_seed(seed, "truth", task["kind"], task["dim"], *task["class_counts"]))
+    rng = np.random.default_rng(task_seed(seed, "truth", task))
     mi, se = problem.true_mi(mc_samples, rng)
     write_json(
         {"mi_true": mi, "mi_true_se": se, "entropy_y": entropy(problem.prior), "mc_samples": mc_samples},
@@ -123,7 +129,7 @@ def estimate_one(
     splits = load_splits(data, problem.n_classes)
     train, test = splits["train"], splits["test"]
     device = resolve_device(device)
-    run_seed = derive_seed(seed, "estimate", estimator, task["kind"], task["dim"], *task["class_counts"])
+    run_seed = task_seed(seed, "estimate", task, estimator)
     seed_everything(run_seed)
     started = time.perf_counter()
     result = build_estimator(estimator, settings=settings, seed=run_seed, device=device).fit_estimate(train, test)
