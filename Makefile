@@ -20,8 +20,9 @@ $(INSTALLED): pyproject.toml Makefile
 
 install: $(INSTALLED)
 
-run: $(INSTALLED)
-	$(BIN)/snakemake --cores all
+run: $(INSTALLED)  # PARAMS=params/smoke.yaml: an overlay, checked first (Snakemake's own message has no line)
+	$(BIN)/python -m softmax_mi.params params.yaml $(PARAMS) > /dev/null
+	$(BIN)/snakemake --cores all $(if $(PARAMS),--configfile $(PARAMS))
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest

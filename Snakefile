@@ -7,7 +7,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "params.yaml"
+from softmax_mi.params import strict_configfile
+
+
+configfile: strict_configfile("params.yaml")  # strict: a YAML error fails with file:line:column
 
 
 include: "workflow/rules/common.smk"

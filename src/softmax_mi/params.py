@@ -1,8 +1,9 @@
 """Load, merge and validate ``params.yaml`` (the single source of every knob).
 
 The pipeline reads ``params.yaml`` and optional named overlays from ``params/`` merged on top of it
-(``snakemake --configfile params/smoke.yaml``). Validation runs when the DAG is parsed, so a bad value
-fails before any job starts, with a message that names the key and the file.
+(``snakemake --configfile params/smoke.yaml``), then ``--config KEY=VALUE`` overrides. Every file is read strictly
+(a YAML syntax error or a key given twice fails with file:line:column) and validation runs when the DAG is parsed,
+so a bad value fails before any job starts, with a message that names the file, the key, the value and the fix.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,11 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class ParamsError(ValueError):
-    """A parameter file does not match the schema."""
+    """A parameter file is not valid YAML or does not match the schema."""
 
 
 def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,9 +39,75 @@ def deep_merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str,
     return merged
 
 
+def _dotted(path: Sequence[Any]) -> str:
+    return ".".join(map(str, path)) or "<top level>"
+
+
+def _syntax_error(error: yaml.YAMLError, source: str) -> ParamsError:
+    """file:line:column, what is wrong and where the construct it belongs to opened."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    if mark and source.startswith("--config"):  # one line: the column within the value
+        where = f"{source}, column {mark.column + 1} of the value"
+    else:
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    problem = getattr(error, "problem", None) or str(error)
+    context, opened = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and opened:
+        problem += f" ({context}, opened at line {opened.line + 1}, column {opened.column + 1})"
+    hint = "indent with spaces, never tabs" if "'\\t'" in problem else \
+        "check the brackets, quotes, colons and indentation there and on the line above"
+    return ParamsError(f"{where}: not valid YAML: {problem} (fix: {hint})")
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, source: str, path: tuple = (),
+                           seen_nodes: set[int] | None = None) -> None:
+    """Raise if a mapping, at any depth, gives a key twice (YAML loaders silently keep the last)."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:  # an alias: its node was checked where it was anchored
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
+            key = loader.construct_object(key_node, deep=True) if isinstance(key_node, yaml.ScalarNode) else \
+                f"<{key_node.id} at line {key_node.start_mark.line + 1}>"
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise ParamsError(f"{source}:{line}: key {_dotted(path + (key,))} is given twice, on line {lines[key]} "
+                                  f"and line {line} (fix: keep one; YAML would silently use the last)")
+            lines[key] = line
+            _refuse_duplicate_keys(loader, value_node, source, path + (key,), seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _refuse_duplicate_keys(loader, item, source, path + (index,), seen_nodes)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document strictly: a syntax error or a duplicate key raises :class:`ParamsError`
+    naming ``source`` (a file name) with the line and column."""
+    loader = yaml.SafeLoader(text)
+    loader.name = source
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(loader, node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise _syntax_error(error, source) from None
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    with open(path) as handle:
-        loaded = yaml.safe_load(handle)
+    """Read one parameter file strictly (see :func:`parse_yaml`); it must hold a mapping."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ParamsError(f"{path}: cannot read the parameter file ({error})") from None
+    loaded = parse_yaml(text, str(path))
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -46,13 +115,54 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def load_params(*paths: str | Path) -> dict[str, Any]:
-    """Merge the given YAML files in order (later ones win) and validate the result."""
+def strict_configfile(path: str | Path) -> str | Path:
+    """``configfile: strict_configfile("params.yaml")``: read ``path`` strictly first, so a syntax error or a
+    duplicate key fails with file:line:column instead of Snakemake's "not valid JSON or YAML"; returns ``path``."""
+    from snakemake.exceptions import WorkflowError
+
+    if Path(path).exists():  # a missing file: Snakemake's own message (or the --configfile overlays) apply
+        try:
+            read_yaml(path)
+        except ParamsError as error:
+            raise WorkflowError(str(error)) from None
+    return path
+
+
+def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides (Snakemake's ``--config``), each VALUE read as YAML like a parameter file, so
+    ``seeds=[0,1]`` is a list of integers and ``classification={training: {epochs: 2}}`` a mapping (merged into
+    the section by :func:`load_params`, not replacing it)."""
+    overrides: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"--config {entry!r}: expected KEY=VALUE, e.g. --config 'seeds=[0, 1]'")
+        parsed = parse_yaml(value, f"--config {key}") if value.strip() else None
+        overrides = deep_merge(overrides, {key: parsed})
+    return overrides
+
+
+def load_params(*paths: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Merge the given YAML files in order (later ones win), then ``KEY=VALUE`` overrides, and validate."""
     merged: dict[str, Any] = {}
+    sources = [str(path) for path in paths]
     for path in paths:
         merged = deep_merge(merged, read_yaml(path))
-    validate(merged, source=" + ".join(str(p) for p in paths))
+    if overrides:
+        merged = deep_merge(merged, parse_overrides(overrides))
+        sources.append("--config " + " ".join(overrides))
+    validate(merged, source=" + ".join(sources))
     return merged
+
+
+def _is_integer(checker: jsonschema.TypeChecker, instance: Any) -> bool:
+    """JSON Schema counts 1.0 as an integer; a seed or a count of 1.0 becomes "1.0" in a file name, so it is not."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+StrictValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer))
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -71,23 +181,54 @@ def _fix_hint(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return "use one of: " + ", ".join(map(str, error.validator_value))
     if error.validator == "type":
+        if error.validator_value == "integer" and isinstance(error.instance, float) and error.instance.is_integer():
+            return f"write {int(error.instance)}, not {error.instance}: integers are written without a decimal point"
+        if error.validator_value in ("array", "object") and isinstance(error.instance, str):
+            return "give a YAML list, e.g. [0, 1]" if error.validator_value == "array" else \
+                "give a YAML mapping, e.g. {key: value}"
         return f"give a value of type {error.validator_value}"
-    description = error.schema.get("description")
+    if error.validator == "minimum":
+        return f"give at least {error.validator_value}"
+    if error.validator == "exclusiveMinimum":
+        return f"give more than {error.validator_value}"
+    description = error.schema.get("description")  # for a bound: why it is there and how to raise it
     return description or f"see {SCHEMA_PATH.relative_to(REPO_ROOT)}"
+
+
+def _non_finite(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
+    """Every NaN / ±inf in a parameter mapping, with its key path (JSON Schema's `number` admits them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _non_finite(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _non_finite(item, path + (index,))
 
 
 def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
     """Raise :class:`ParamsError` naming every offending key, its value and how to fix it."""
     with open(SCHEMA_PATH) as handle:
         schema = yaml.safe_load(handle)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(dict(params)), key=lambda e: list(map(str, e.absolute_path)))
+    non_finite = dict(_non_finite(dict(params)))
+    problems = [(list(map(str, path)), f"{_dotted(path)}: {value} is not a finite number (fix: give a finite "
+                 f"number; .nan and .inf are never valid parameters)") for path, value in non_finite.items()]
+    for error in StrictValidator(schema).iter_errors(dict(params)):
+        if tuple(error.absolute_path) in non_finite:  # already named above
+            continue
+        message, hint = error.message, _fix_hint(error)
+        causes = [e for e in error.context or () if e.validator != "type"]  # not "is not of type 'null'"
+        if error.validator in ("oneOf", "anyOf") and causes:  # "not valid under any": say what is wrong
+            message = causes[0].message
+            if causes[0].validator != "uniqueItems" or "description" not in error.schema:
+                hint = _fix_hint(causes[0])
+        problems.append((list(map(str, error.absolute_path)), f"{_key_path(error)}: {message} (fix: {hint})"))
     # cross-field checks only on a structurally valid mapping
-    problems = [f"{_key_path(error)}: {error.message} (fix: {_fix_hint(error)})" for error in errors] or \
-        _seed_count_problems(params)
-    if problems:
-        lines = [f"{source}: invalid parameters ({len(problems)} problem{'s' * (len(problems) > 1)}):"]
-        lines += [f"  - {problem}" for problem in problems]
+    messages = [message for _, message in sorted(problems, key=lambda item: item[0])] or _seed_count_problems(params)
+    if messages:
+        lines = [f"{source}: invalid parameters ({len(messages)} problem{'s' * (len(messages) > 1)}):"]
+        lines += [f"  - {message}" for message in messages]
         raise ParamsError("\n".join(lines))
 
 

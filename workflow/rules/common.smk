@@ -1,13 +1,49 @@
 # Helpers shared by every rule file: parameter validation, and the one way a rule calls the package.
 import json
+import os
 import sys
+from pathlib import Path
 
-from softmax_mi.params import ParamsError, validate
+import yaml
 
+from softmax_mi.params import ParamsError, load_params
+
+
+def _remove_empty_output_parents():
+    """`dvc exp run` checks out every stage's outs before running any stage, which creates their parent
+    folders (models/, results/<part>/, data/...) even when nothing was ever committed. Parameters that fail
+    validation must leave nothing behind: remove those folders again, only where they are empty."""
+    if not os.path.exists("dvc.yaml"):
+        return
+    with open("dvc.yaml") as handle:
+        stages = (yaml.safe_load(handle) or {}).get("stages", {})
+    parents = set()
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []):
+                for path in (out if isinstance(out, dict) else {out: None}):
+                    parents.update(str(parent) for parent in Path(path).parents if str(parent) != ".")
+    for folder in sorted(parents, key=lambda p: -p.count("/")):  # deepest first
+        try:
+            os.rmdir(folder)
+        except OSError:  # absent or not empty: leave it
+            pass
+
+
+# Snakemake merges params.yaml (`configfile:`), the --configfile overlays and --config with last-wins and reads
+# --config values as strings; rebuild the same parameters with the strict loader (duplicate keys, YAML values
+# in --config, non-finite numbers, integers that are not integers), validate, and use those.
+_overlays = [os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else str(path)
+             for path in workflow.overwrite_configfiles]
+_base = [] if workflow.config_settings.replace_workflow_config else [
+    path for path in workflow.configfiles if Path(path).absolute() not in map(Path.absolute, map(Path, _overlays))]
 try:
-    validate(config, source="params.yaml (+ --configfile overlays)")
+    _params = load_params(*_base, *_overlays, overrides=workflow.config_settings.config_args or ())
 except ParamsError as error:
+    _remove_empty_output_parents()
     raise WorkflowError(str(error)) from None
+config.clear()
+config.update(_params)
 
 PYTHON = sys.executable
 SEEDS = config["seeds"]
