@@ -261,6 +261,28 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def remove_empty_output_folders(dvc_yaml: str | Path = "dvc.yaml") -> None:
+    """Undo the folders ``dvc exp run`` creates before any stage runs (it checks out every stage's outs, which makes
+    their parent folders — models/, results/<part>/, data/… — even when nothing was ever committed), so that
+    parameters refused by validation leave nothing behind. Only empty folders are removed, deepest first."""
+    import os
+
+    if not Path(dvc_yaml).is_file():
+        return
+    stages = (yaml.safe_load(Path(dvc_yaml).read_text()) or {}).get("stages", {})
+    parents = set()
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []):
+                for path in (out if isinstance(out, dict) else {out: None}):
+                    parents.update(str(parent) for parent in Path(path).parents if str(parent) != ".")
+    for folder in sorted(parents, key=lambda p: -p.count("/")):
+        try:
+            os.rmdir(folder)
+        except OSError:  # absent or not empty: leave it
+            pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m softmax_mi.params FILE [OVERLAY ...]``: print the merged, validated parameters as YAML."""
     import sys

@@ -4,30 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from softmax_mi.params import ParamsError, load_params
-
-
-def _remove_empty_output_parents():
-    """`dvc exp run` checks out every stage's outs before running any stage, which creates their parent
-    folders (models/, results/<part>/, data/...) even when nothing was ever committed. Parameters that fail
-    validation must leave nothing behind: remove those folders again, only where they are empty."""
-    if not os.path.exists("dvc.yaml"):
-        return
-    with open("dvc.yaml") as handle:
-        stages = (yaml.safe_load(handle) or {}).get("stages", {})
-    parents = set()
-    for stage in stages.values():
-        for kind in ("outs", "metrics", "plots"):
-            for out in stage.get(kind, []):
-                for path in (out if isinstance(out, dict) else {out: None}):
-                    parents.update(str(parent) for parent in Path(path).parents if str(parent) != ".")
-    for folder in sorted(parents, key=lambda p: -p.count("/")):  # deepest first
-        try:
-            os.rmdir(folder)
-        except OSError:  # absent or not empty: leave it
-            pass
+from softmax_mi.params import ParamsError, load_params, remove_empty_output_folders
 
 
 # Snakemake merges params.yaml (`configfile:`), the --configfile overlays and --config with last-wins and reads
@@ -40,7 +17,7 @@ _base = [] if workflow.config_settings.replace_workflow_config else [
 try:
     _params = load_params(*_base, *_overlays, overrides=workflow.config_settings.config_args or ())
 except ParamsError as error:
-    _remove_empty_output_parents()
+    remove_empty_output_folders()
     raise WorkflowError(str(error)) from None
 config.clear()
 config.update(_params)
