@@ -5,7 +5,9 @@ Input: the official ``CUB_200_2011.tgz`` (MD5 97eceeb196236b17998738112f37df78; 
 top-level ``attributes.txt``) or the extracted ``CUB_200_2011/`` folder, whose files are read:
 ``images.txt`` (image_id, path under images/), ``classes.txt`` (class_id, ``NNN.Name``), ``image_class_labels.txt``
 (image_id, class_id), ``train_test_split.txt`` (image_id, is_training 1/0) and ``bounding_boxes.txt``
-(image_id, x, y, width, height: floats, original pixels). Labels are 0-based in classes.txt order.
+(image_id, x, y, width, height: floats, original pixels). Labels are 0-based in classes.txt order. A box must be
+finite, have a positive size and lie in its image; one ending at most 2 px past the right / bottom edge is clipped
+and counted in the log (:func:`~softmax_mi.data.images.check_boxes`, once the image sizes are known).
 
 Splits (all deterministic; "per class in images.txt order" = the order of the image ids within a class)
 -------------------------------------------------------------------------------------------------------
@@ -38,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from softmax_mi.data.images import decode_to_npy, resize_boxes
+from softmax_mi.data.images import BOX_OVERHANG, check_boxes, decode_to_npy, resize_boxes
 from softmax_mi.data.raw import AnnotationError, parse_number, read_fields
 from softmax_mi.io import write_table
 from softmax_mi.runtime import derive_seed
@@ -98,7 +100,8 @@ def _by_id(rows, path: Path, layout: str, ids: np.ndarray) -> dict[int, tuple[in
 
 
 def read_annotations(root: str | Path) -> pd.DataFrame:
-    """One row per image in images.txt order: image_id, path, class_id, label, class_name, is_train, box_x…box_h."""
+    """One row per image in images.txt order: image_id, path, class_id, label, class_name, is_train, box_x…box_h
+    and where the box is written (box_file, box_line: for messages)."""
     root = Path(root)
     image_rows = read_fields(root / "images.txt", "<image_id> <path>", FIX)
     ids, paths, seen = [], [], {}
@@ -136,6 +139,7 @@ def read_annotations(root: str | Path) -> pd.DataFrame:
     class_of = np.empty(len(ids), np.int64)
     is_train = np.empty(len(ids), bool)
     box = np.empty((len(ids), 4), np.float64)
+    box_line = np.empty(len(ids), np.int64)
     for i, image_id in enumerate(ids.tolist()):
         lineno, (class_id,) = labels[image_id]
         class_of[i] = parse_number(class_id, int, root / "image_class_labels.txt", lineno, "class_id", FIX)
@@ -148,6 +152,7 @@ def read_annotations(root: str | Path) -> pd.DataFrame:
                                   f"expected 1 or 0 (fix: {FIX})")
         is_train[i] = flag == "1"
         lineno, values = boxes[image_id]
+        box_line[i] = lineno
         box[i] = [parse_number(v, float, root / "bounding_boxes.txt", lineno, f, FIX)
                   for v, f in zip(values, ("x", "y", "width", "height"))]
         if box[i, 2] <= 0 or box[i, 3] <= 0 or box[i, 0] < 0 or box[i, 1] < 0:
@@ -168,6 +173,7 @@ def read_annotations(root: str | Path) -> pd.DataFrame:
         "class_name": [classes[c] for c in class_of.tolist()],
         "is_train": is_train,
         "box_x": box[:, 0], "box_y": box[:, 1], "box_w": box[:, 2], "box_h": box[:, 3],
+        "box_file": str(root / "bounding_boxes.txt"), "box_line": box_line,
     })
 
 
@@ -225,6 +231,17 @@ def build_table(annotations: pd.DataFrame, sizes: np.ndarray, settings: dict) ->
     a = annotations
     labels, is_train = a["label"].to_numpy(), a["is_train"].to_numpy()
     orig = np.stack([a["box_x"], a["box_y"], a["box_x"] + a["box_w"], a["box_y"] + a["box_h"]], axis=1)
+
+    def describe(i: int) -> str:
+        row = a.iloc[i]
+        where = f"{row['box_file']} line {row['box_line']}" if "box_line" in a else "bounding_boxes.txt"
+        return (f"{where}: x {row['box_x']:g}, y {row['box_y']:g}, width {row['box_w']:g}, height {row['box_h']:g} "
+                f"for {row['path']}")
+
+    clipped = check_boxes(orig, sizes[:, 0], sizes[:, 1], describe, FIX)
+    if clipped:
+        log.warning("CUB: %d box(es) end at most %d px past their image's edge and were clipped to it",
+                    clipped, BOX_OVERHANG)
     boxes = resize_boxes(orig, sizes[:, 0], sizes[:, 1], settings["image_size"])
     pc = settings["pc_split"]
     frame = pd.DataFrame({

@@ -10,31 +10,48 @@ so memory stays bounded for the 11,788 CUB images at 224 px (1.8 GB).
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from softmax_mi.data.raw import AnnotationError
 from softmax_mi.io import atomic_path
 from softmax_mi.runtime import progress
 
 CHUNK = 32  # images per pool task: large enough to amortise pickling, small enough for a smooth progress bar
+#: how far (pixels) a box's right / bottom edge may pass its image's and still be clipped to it (with a log line) rather
+#: than refused: off-by-one edge conventions (inclusive vs exclusive, 1-based) in real annotations give 1 px
+BOX_OVERHANG = 2
+
+
+class ImageError(OSError):
+    """An image file cannot be decoded (damaged, not an image, or a decompression bomb)."""
 
 
 def decode_resized(path: str, size: int) -> tuple[np.ndarray, int, int]:
-    """One image as uint8 [3, size, size] RGB plus its original width and height."""
+    """One image as uint8 [3, size, size] RGB plus its original width and height.
+
+    Any failure to decode, including PIL's decompression-bomb guard (images past ``Image.MAX_IMAGE_PIXELS``, about
+    89 megapixels; the datasets' images are under one), raises :class:`ImageError` naming the file and the fix."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            rgb = image.convert("RGB")
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), width, height
-    except OSError as error:
-        raise OSError(f"{path}: cannot decode the image ({error}) "
-                      "(fix: restore it from the official archive)") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                rgb = image.convert("RGB")
+                if rgb.size != (size, size):
+                    rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+                return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1), width, height
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{path}: refusing to decode a decompression bomb ({error}) (fix: this is not an image of "
+                         "the dataset; restore the file from the official archive)") from None
+    except Exception as error:  # PIL raises OSError, ValueError, SyntaxError, EOFError, struct.error … on bad files
+        raise ImageError(f"{path}: cannot decode the image ({type(error).__name__}: {error}) "
+                         "(fix: restore it from the official archive)") from None
 
 
 def _decode_chunk(task: tuple[Sequence[str], int]) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +110,31 @@ def resize_boxes(boxes: np.ndarray, orig_w: np.ndarray, orig_h: np.ndarray, size
     out[:, 2] = np.maximum(out[:, 2], out[:, 0] + 1)
     out[:, 3] = np.maximum(out[:, 3], out[:, 1] + 1)
     return out
+
+
+def check_boxes(boxes: np.ndarray, orig_w: np.ndarray, orig_h: np.ndarray, describe: Callable[[int], str],
+                fix: str, overhang: int = BOX_OVERHANG) -> int:
+    """Check half-open boxes [N, 4] (x0, y0, x1, y1, original pixels) against their images' sizes.
+
+    A box must be finite, start inside its image (0 ≤ x0 < W, 0 ≤ y0 < H), have a positive size and end at most
+    ``overhang`` pixels past the right / bottom edge; otherwise :class:`AnnotationError` says which (``describe(i)``
+    names the file, line and box of row i). Returns how many boxes overhang (within the tolerance): the caller logs
+    that count, :func:`resize_boxes` clips them to the image."""
+    b = np.asarray(boxes, dtype=np.float64)
+    w, h = np.asarray(orig_w, np.float64), np.asarray(orig_h, np.float64)
+    problems = [
+        (~np.isfinite(b).all(axis=1), "is not finite"),
+        ((b[:, 0] < 0) | (b[:, 1] < 0), "has a negative coordinate"),
+        ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]), "has no area (width or height ≤ 0)"),
+        ((b[:, 0] >= w) | (b[:, 1] >= h), "starts outside the image"),
+        ((b[:, 2] > w + overhang) | (b[:, 3] > h + overhang),
+         f"ends more than {overhang} px (the most that is clipped) past the image's right or bottom edge"),
+    ]
+    for bad, what in problems:
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            i = rows[0]
+            more = f"; {len(rows) - 1} more box(es) likewise" if len(rows) > 1 else ""
+            raise AnnotationError(f"{describe(i)}: the box {what}; the image is {w[i]:g}×{h[i]:g} px{more} "
+                                  f"(fix: {fix})")
+    return int(((b[:, 2] > w) | (b[:, 3] > h)).sum())

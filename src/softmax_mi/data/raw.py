@@ -17,6 +17,7 @@ Snakefile is parsed: it uses the standard library only.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -114,13 +115,16 @@ def find_root(folder: str | Path, marker: str) -> Path:
 
 
 @contextlib.contextmanager
-def open_raw(source: str | Path, name: str, md5: str | list[str] | None, scratch: str | Path) -> Iterator[Path]:
+def open_raw(source: str | Path, name: str, md5: str | list[str] | None, scratch: str | Path,
+             limits: Mapping[str, int | float] | None = None) -> Iterator[Path]:
     """Yield the dataset folder of ``source`` (an archive or a folder).
 
     An archive has its checksum verified (``md5``: one value or a list of accepted ones; null skips the check)
-    and is extracted safely into a temporary folder
-    under ``scratch``, removed afterwards: the prepared arrays are the product, the extraction is not kept."""
-    from softmax_mi.data.archive import safe_extract, verify_checksum
+    and is extracted safely, within ``limits`` (params.yaml ``datasets.<name>.extract_limits``: max_bytes,
+    max_members, max_ratio; absent keys keep :class:`~softmax_mi.data.archive.ExtractLimits`' defaults), into a
+    temporary folder under ``scratch``, removed afterwards: the prepared arrays are the product, the extraction
+    is not kept."""
+    from softmax_mi.data.archive import ExtractLimits, safe_extract, verify_checksum
 
     source = Path(source)
     marker = DATASETS[name].marker
@@ -132,7 +136,8 @@ def open_raw(source: str | Path, name: str, md5: str | list[str] | None, scratch
     Path(scratch).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{name}-extract-", dir=scratch))
     try:
-        yield find_root(safe_extract(source, work / "archive"), marker)
+        bounds = ExtractLimits(**(limits or {}), setting=f"params.yaml datasets.{name}.extract_limits")
+        yield find_root(safe_extract(source, work / "archive", bounds), marker)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -142,25 +147,45 @@ class AnnotationError(ValueError):
     """An annotation file of a dataset does not have its official format or contents."""
 
 
+def read_lines(path: str | Path, layout: str,
+               fix: str = "restore the file from the official archive") -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a UTF-8 text file (line ends as Python's universal newlines).
+
+    A missing or unreadable file, or a line that is not UTF-8 (a binary or damaged file), raises
+    :class:`AnnotationError` naming the file, the line, the expected ``layout`` and ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationError(f"{path}: missing (expected lines '{layout}') (fix: {fix})")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise AnnotationError(f"{path}: cannot be read ({error}) (fix: {fix})") from None
+    for lineno, raw in enumerate(data.splitlines(), start=1):
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise AnnotationError(
+                f"{path} line {lineno}: byte {error.start + 1} ({raw[error.start:error.start + 1]!r}) is not UTF-8 "
+                f"text: the file is binary or damaged (expected lines '{layout}') (fix: {fix})"
+            ) from None
+
+
 def read_fields(path: str | Path, layout: str,
                 fix: str = "restore the file from the official archive") -> list[tuple[int, list[str]]]:
     """``(line number, fields)`` of every non-blank line of a whitespace-separated file.
 
     ``layout`` names the fields (e.g. ``"<image_id> <x> <y> <width> <height>"``); a line with another number of
-    fields raises :class:`AnnotationError` naming the file, the line, the expected layout and ``fix``."""
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"{path}: missing (expected lines '{layout}') (fix: {fix})")
+    fields (or a file that is not UTF-8 text, see :func:`read_lines`) raises :class:`AnnotationError` naming the
+    file, the line, the expected layout and ``fix``."""
     n_fields = len(layout.split())
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != n_fields:
-                raise AnnotationError(f"{path} line {lineno}: expected '{layout}', found {line.strip()!r} (fix: {fix})")
-            rows.append((lineno, fields))
+    for lineno, line in read_lines(path, layout, fix):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != n_fields:
+            raise AnnotationError(f"{path} line {lineno}: expected '{layout}', found {line.strip()!r} (fix: {fix})")
+        rows.append((lineno, fields))
     if not rows:
         raise AnnotationError(f"{path}: empty (expected lines '{layout}') (fix: {fix})")
     return rows
@@ -168,11 +193,15 @@ def read_fields(path: str | Path, layout: str,
 
 def parse_number(value: str, kind: type, path: str | Path, lineno: int, field: str,
                  fix: str = "restore the file from the official archive") -> int | float:
-    """``int(value)`` / ``float(value)``, or an :class:`AnnotationError` naming the file, line and field."""
+    """``int(value)`` / ``float(value)``, or an :class:`AnnotationError` naming the file, line and field (a float
+    must be finite: ``nan`` and ``inf`` are refused)."""
     try:
-        return kind(value)
+        number = kind(value)
     except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
         raise AnnotationError(
-            f"{path} line {lineno}: field {field} is {value!r}, not a {'number' if kind is float else 'whole number'} "
-            f"(fix: {fix})"
-        ) from None
+            f"{path} line {lineno}: field {field} is {value!r}, not a "
+            f"{'finite number' if kind is float else 'whole number'} (fix: {fix})"
+        )
+    return number

@@ -14,6 +14,8 @@ The files give **inclusive** pixel bounds (x_max ≤ 63 on 64-px images), read c
 ``[x_min, x_max + 1) × [y_min, y_max + 1)`` (columns x0..y1). The original infoCAM code read them as x, y, w, h
 (PAPER.md B13): its box is (x_min, y_min, x_min + x_max, y_min + y_max), with the same inclusive convention; that
 misreading is kept in columns fx0..fy1 (half-open, clipped to the image), for the explicit ``faithful`` flag only.
+A box must lie in its image; one whose half-open edge ends at most 2 px past the right / bottom edge is clipped and
+counted in the log (:func:`~softmax_mi.data.images.check_boxes`), one further out is refused.
 
 WSOL roles (``split``)
 ----------------------
@@ -34,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from softmax_mi.data.cub import rank_within_class
-from softmax_mi.data.images import decode_to_npy, resize_boxes
-from softmax_mi.data.raw import AnnotationError, parse_number, read_fields
+from softmax_mi.data.images import BOX_OVERHANG, check_boxes, decode_to_npy, resize_boxes
+from softmax_mi.data.raw import AnnotationError, parse_number, read_fields, read_lines
 from softmax_mi.io import write_table
 
 log = logging.getLogger(__name__)
@@ -138,14 +140,11 @@ def read_annotations(root: str | Path) -> pd.DataFrame:
 
 def _read_words(path: Path, wnids: set[str]) -> dict[str, str]:
     """wnid → names for the dataset's wnids (words.txt covers all of WordNet's 82k; names may hold spaces)."""
-    if not path.is_file():
-        raise AnnotationError(f"{path}: missing (expected lines '<wnid> TAB <names>') (fix: {FIX})")
     names = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            wnid, _, words = line.rstrip("\n").partition("\t")
-            if wnid in wnids:
-                names[wnid] = words.strip()
+    for _, line in read_lines(path, "<wnid> TAB <names>", FIX):
+        wnid, _, words = line.partition("\t")
+        if wnid in wnids:
+            names[wnid] = words.strip()
     missing = sorted(wnids - set(names))
     if missing:
         raise AnnotationError(f"{path}: no line for wnid(s) {missing[:3]} of wnids.txt (fix: {FIX})")
@@ -178,13 +177,16 @@ def build_table(annotations: pd.DataFrame, sizes: np.ndarray, settings: dict) ->
     a = annotations
     size = settings["image_size"]
     inclusive = a[["box_x_min", "box_y_min", "box_x_max", "box_y_max"]].to_numpy(np.int64)
-    outside = np.flatnonzero((inclusive[:, 2] >= sizes[:, 0]) | (inclusive[:, 3] >= sizes[:, 1]))
-    if len(outside):
-        row = a.iloc[outside[0]]
-        raise AnnotationError(
-            f"{row['annotation_file']} line {row['annotation_line']}: box {inclusive[outside[0]].tolist()} of "
-            f"{row['path']} reaches beyond the {sizes[outside[0], 0]}×{sizes[outside[0], 1]} image (fix: {FIX})"
-        )
+
+    def describe(i: int) -> str:
+        row = a.iloc[i]
+        return (f"{row['annotation_file']} line {row['annotation_line']}: x_min y_min x_max y_max "
+                f"{' '.join(map(str, inclusive[i].tolist()))} for {row['path']}")
+
+    clipped = check_boxes(correct_boxes(inclusive), sizes[:, 0], sizes[:, 1], describe, FIX)
+    if clipped:
+        log.warning("Tiny-ImageNet: %d box(es) end at most %d px past their image's edge and were clipped to it",
+                    clipped, BOX_OVERHANG)
     boxes = resize_boxes(correct_boxes(inclusive), sizes[:, 0], sizes[:, 1], size)
     faithful = resize_boxes(faithful_boxes(inclusive, sizes[:, 0], sizes[:, 1]), sizes[:, 0], sizes[:, 1], size)
     labels = a["label"].to_numpy(np.int64)

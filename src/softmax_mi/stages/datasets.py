@@ -20,17 +20,17 @@ def _prepare(name: str, module, inputs: dict, outputs: dict, threads: int, setti
     log.info("%s: reading %s", name, source)
     # the extraction scratch folder lives beside the output folder: same file system, removed afterwards
     scratch = Path(outputs["images"]).parent.parent
-    with open_raw(source, name, settings["md5"], scratch) as root:
+    with open_raw(source, name, settings["md5"], scratch, settings.get("extract_limits")) as root:
         module.prepare(root, outputs["images"], outputs["table"], settings, threads=threads)
 
 
 def cub_prepare(inputs: dict, outputs: dict, threads: int, settings: dict) -> None:
-    """``datasets.cub`` settings: md5, image_size, val_per_class, pc_split, seed."""
+    """``datasets.cub`` settings: md5, extract_limits, image_size, val_per_class, pc_split, seed."""
     _prepare("cub", cub, inputs, outputs, threads, settings)
 
 
 def tiny_imagenet_prepare(inputs: dict, outputs: dict, threads: int, settings: dict) -> None:
-    """``datasets.tiny_imagenet`` settings: md5, image_size."""
+    """``datasets.tiny_imagenet`` settings: md5, extract_limits, image_size."""
     _prepare("tiny_imagenet", tiny_imagenet, inputs, outputs, threads, settings)
 
 
