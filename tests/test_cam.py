@@ -45,7 +45,7 @@ def test_cam_equals_torchcam_on_a_torchvision_resnet(resnet18, images):
 
 
 def test_gradcam_is_relu_cam_on_a_gap_network(resnet18, images):
-    """For GAP + linear, Grad-CAM on the last block = ReLU(CAM) up to scale (PEERS.md §4)."""
+    """For GAP + linear, Grad-CAM on the last block = ReLU(CAM) up to scale (docs/peers.md §4)."""
     classes = torch.tensor([1, 4, 5, 0])
     grad = gradcam_maps(resnet18, resnet18.layer4, images, classes)
     with FeatureExtractor(resnet18) as extract, torch.no_grad():

@@ -51,7 +51,7 @@ def test_lite0_offline_weights_classify_real_photos(lite0):
 
 
 def test_lite0_chelsea_matches_the_reference(lite0):
-    """PEERS.md §7: skimage's chelsea → Egyptian cat 0.79, tiger cat 0.09, tabby 0.071 (only if skimage exists)."""
+    """docs/peers.md §5: skimage's chelsea → Egyptian cat 0.79, tiger cat 0.09, tabby 0.071 (if skimage exists)."""
     data = pytest.importorskip("skimage.data")
     (cat, p_cat), (tiger, p_tiger), (tabby, _) = top(lite0, data.chelsea())
     assert (cat, tiger, tabby) == ("Egyptian cat", "tiger cat", "tabby")

@@ -116,7 +116,7 @@ def test_estimates_carry_training_details(paper_gaussian_d1):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Classifier estimators under imbalance (PAPER.md §1.2–1.3)
+# Classifier estimators under imbalance (docs/paper.md §1.2–1.3)
 # ---------------------------------------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ def test_iou_on_hand_made_boxes():
     assert iou([0, 0, 4, 4], [0, 0, 4, 4]) == 1.0
     assert iou([0, 0, 4, 4], [2, 0, 6, 4]) == pytest.approx(8 / 24)
     assert iou([0, 0, 2, 2], [2, 2, 4, 4]) == 0.0  # touching corners
-    # disjoint boxes: 0 (the original's unclamped +1 formula gives a positive value here, PAPER.md B15)
+    # disjoint boxes: 0 (the original's unclamped +1 formula gives a positive value here, docs/paper.md B15)
     assert iou([0, 0, 2, 2], [5, 5, 9, 9]) == 0.0
     assert iou([1, 1, 1, 3], [0, 0, 4, 4]) == 0.0  # empty box
     np.testing.assert_allclose(iou(np.array([[0, 0, 4, 4], [0, 0, 2, 2]]), np.array([0, 0, 4, 4])), [1.0, 0.25])

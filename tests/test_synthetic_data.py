@@ -12,7 +12,7 @@ from softmax_mi.data.synthetic import GaussianMixtureTask, UniformOverlapTask, e
 BALANCED = (10000,) * 5
 IMBALANCED = (5000, 10000, 15000, 20000, 25000)
 
-# PAPER.md §2, Monte Carlo with 4×10^5 samples (independent re-run): d → (balanced, imbalanced) nats.
+# docs/paper.md §2, Monte Carlo with 4×10^5 samples (independent re-run): d → (balanced, imbalanced) nats.
 PAPER_TRUTH = {1: (1.032, 1.023), 2: (1.298, 1.239), 5: (1.555, 1.445), 10: (1.606, 1.488)}
 
 

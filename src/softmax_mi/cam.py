@@ -1,4 +1,4 @@
-"""Class activation maps for GAP + linear classifiers, batched from one forward pass (PAPER.md §1.5–1.6).
+"""Class activation maps for GAP + linear classifiers, batched from one forward pass (docs/paper.md §1.5–1.6).
 
 One forward pass gives the logits and the last feature map ``F`` (B×C×h×w, captured by a forward hook on the layer
 that feeds global average pooling). Every map is then a *weight rule* ``v`` (B×C) applied to ``F`` —
@@ -9,13 +9,13 @@ method                        weight vector v and spatial step
 ============================  ====================================================================================
 ``cam``                       v = w_y (Zhou et al. 2016)
 ``infocam``                   v = w_y − mean_{j≠y} w_j (``--sub-oth-cams``: PMI of y against the average other
-                              class, PAPER.md §1.5) + k×k region sum with **centred** zero padding (same size as F)
+                              class, docs/paper.md §1.5) + k×k region sum with **centred** zero padding (size of F)
 ``infocam_full``              same v + k×k region sum with the original's **full** padding (k−1 each side; the
-                              (h+k−1)² map is stretched over the image, PAPER.md B18 — kept for comparability)
+                              (h+k−1)² map is stretched over the image, docs/paper.md B18 — kept for comparability)
 ``infocam_noregion``          the infoCAM weight rule without the region sum (= K/(K−1) · CAM with mean-centred w)
 ``infocam_leastlikely``       v = w_y − w_{argmin logits} + centred region sum (``--max-cam``; the original takes the
-                              200th-ranked class, B16). PAPER.md: this *may* be the paper's "infoCAM+" — unverified,
-                              so it is named by what it computes
+                              200th-ranked class, B16). This *may* be the paper's "infoCAM+" — unverified
+                              (docs/paper.md §1.6), so it is named by what it computes
 ``gradcam``                   outside baseline: Grad-CAM from ``pytorch-grad-cam`` on the same layer (ReLU'd,
                               normalised, at the input size; needs a second, gradient-enabled pass)
 ============================  ====================================================================================

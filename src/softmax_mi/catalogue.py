@@ -34,7 +34,7 @@ from softmax_mi.provenance import PROVENANCE_COLUMNS
 #: Columns every result table should carry (one row = one provenance record).
 REQUIRED_COLUMNS = tuple(PROVENANCE_COLUMNS)
 
-#: Spellings that mean the same thing across parts; the first is the project-wide name (DESIGN.md).
+#: Spellings that mean the same thing across parts; the first is the project-wide name (docs/results.md).
 COMMON_NAMES = {
     "dataset": ("dataset", "task"),
     "seed": ("seed", "seeds"),

@@ -1,4 +1,4 @@
-"""Boxes from score maps, IoU, and the two WSOL scoring protocols (PAPER.md §4, PEERS.md §3).
+"""Boxes from score maps, IoU, and the two WSOL scoring protocols (docs/paper.md §4.5, docs/peers.md §3).
 
 Conventions
 -----------

@@ -62,7 +62,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class SGDConfig:
-    """The original MNIST protocol: SGD lr 0.01, momentum 0.5, batch 64, 8 epochs (PAPER.md §3.1)."""
+    """The original MNIST protocol: SGD lr 0.01, momentum 0.5, batch 64, 8 epochs (docs/paper.md §3.1)."""
 
     epochs: int = 8
     batch_size: int = 64

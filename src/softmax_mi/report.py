@@ -1,6 +1,6 @@
 """The reproduction report: ``results/report.md`` and a self-contained ``results/report.html``.
 
-Per paper part it puts the numbers of PAPER.md (published, or re-run independently of this project) beside ours
+Per paper part it puts the numbers of docs/paper.md (published, or re-run independently of this project) beside ours
 (mean ± std over seeds), the faithful and corrected protocols side by side, and the part's figures. Each claim
 gets a verdict computed here from the tables, never typed by hand:
 
@@ -34,7 +34,7 @@ TOLERANCE = 0.03  # nats, for C1 and C2
 
 REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 
-# ---------------------------------------------------------------------------------------------- PAPER.md numbers
+# ---------------------------------------------------------------------------------------------- docs/paper.md numbers
 # §2 synthetic, Gaussian task, d -> value (nats). "shipped" = the repository's checkpoints (faithful protocol, with
 # the missing-zero_grad bug); "retrained" = the corrected recipe re-run (lr 1e-3, zero_grad). [re-run]
 PAPER_SYNTHETIC = {
@@ -160,9 +160,9 @@ def synthetic_section(report: Report, results: Path) -> None:
              .reset_index())
     seeds = sorted(gauss["seed"].unique().tolist())
     report.add("p", f"Ours: corrected protocol (validation-selected epoch, gradients zeroed), mean ± std over "
-                    f"{len(seeds)} seed(s) {seeds}; truth = Monte-Carlo I(X;Y). PAPER.md [re-run]: the shipped "
-                    f"checkpoints (faithful protocol, missing `zero_grad`) and a corrected retraining (one seed). "
-                    f"All values in nats.")
+                    f"{len(seeds)} seed(s) {seeds}; truth = Monte-Carlo I(X;Y). docs/paper.md §2 [re-run]: the "
+                    f"shipped checkpoints (faithful protocol, missing `zero_grad`) and a corrected retraining "
+                    f"(one seed). All values in nats.")
 
     def get(balance, dim, estimator):
         row = stats[(stats["balance"] == balance) & (stats["dim"] == dim) & (stats["estimator"] == estimator)]
@@ -275,7 +275,7 @@ def classification_section(report: Report, results: Path) -> None:
                     "train); standard = imbalanced train, balanced validation, the official balanced test set.")
 
     faithful = stats[stats["protocol"] == "faithful"]
-    report.add("h3", "Faithful protocol (paper §3.1) beside PAPER.md's re-run")
+    report.add("h3", "Faithful protocol beside the independent re-run (docs/paper.md §3.1)")
     rows = []
     for r in faithful.itertuples(index=False):
         paper = PAPER_MNIST.get((r.setting, r.loss)) if r.dataset == "mnist" and not _finite(r.tau) else None
@@ -380,8 +380,8 @@ def localisation_section(report: Report, results: Path) -> None:
                     "fully-supervised validation split; `maxboxacc_v2` = mean over IoU δ ∈ {0.3, 0.5, 0.7}, all "
                     "components (corrected protocols). IoU δ = 0.5 unless stated.")
     anchors = "; ".join(f"{name} {value}" for name, value in PAPER_WSOL.items())
-    report.add("p", f"PAPER.md [published] infoCAM top-1 localisation: {anchors} (backbone and ADL setting not "
-                    f"stated). Our dataset differs (" + ", ".join(sorted(test["dataset"].unique()))
+    report.add("p", f"docs/paper.md §0.5 [published] infoCAM top-1 localisation: {anchors} (backbone and ADL "
+                    f"setting not stated). Our dataset differs (" + ", ".join(sorted(test["dataset"].unique()))
                + "), so these anchors are not directly comparable; the claim is tested as infoCAM vs CAM on the "
                  "same model.")
 
@@ -438,8 +438,9 @@ def assemble(results: str | Path) -> Report:
     report = Report()
     report.add("h1", "softmax-mi: reproduction report for arXiv 1911.10688")
     report.add("p", f"Built by softmax-mi {__version__} from the tables under `{results.as_posix()}/`. Paper numbers "
-                    "come from PAPER.md: [published] = the paper's public result rows, [re-run] = an independent "
-                    "re-run of the original protocol. Verdicts are computed from the tables (softmax_mi.report).")
+                    "come from docs/paper.md: [published] = the paper's public result rows, [re-run] = an "
+                    "independent re-run of the original protocol. Verdicts are computed from the tables "
+                    "(softmax_mi.report).")
     body = Report()
     synthetic_section(body, results)
     classification_section(body, results)

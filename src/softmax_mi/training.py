@@ -89,7 +89,7 @@ def train(model: nn.Module, objective: Objective, data: LabeledSample, config: T
         for start in range(0, len(order), config.batch_size):
             index = order[start : start + config.batch_size]
             loss = objective(model, fit_data.x[index], fit_data.y[index])
-            optimiser.zero_grad(set_to_none=True)  # the original MI code forgot this (PAPER.md B1)
+            optimiser.zero_grad(set_to_none=True)  # the original MI code forgot this (docs/paper.md B1)
             loss.backward()
             optimiser.step()
             running += float(loss.detach()) * len(index)

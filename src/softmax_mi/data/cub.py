@@ -13,7 +13,7 @@ Splits (all deterministic; "per class in images.txt order" = the order of the im
 -------------------------------------------------------------------------------------------------------
 ``official_split``
     the standard balanced split (5,994 train / 5,794 test on the real data).
-``pc_split`` — the paper's imbalanced PC-softmax split (PAPER.md §3.2), reproduced by rule
+``pc_split`` — the paper's imbalanced PC-softmax split (docs/paper.md §3.2), reproduced by rule
     per class, ``train`` = the first 10 (even 0-based label) or 30 (odd label) of its official train images and
     ``test`` = the first 5 / 15 of its official test images; the rest is ``unused``. The counts come from
     ``pc_split.train_per_class`` / ``test_per_class`` ([even, odd]). On the real data the rule gives 3,997 train
@@ -21,10 +21,10 @@ Splits (all deterministic; "per class in images.txt order" = the order of the im
     official train images, one has only 11 official test images).
 ``split`` — the WSOL roles
     ``val_fullsup`` = ``val_per_class`` official train images per class, drawn with a seed (held out with boxes,
-    for the threshold τ and model selection — never the test set, PAPER.md B6); ``train`` = the rest of official
+    for the threshold τ and model selection — never the test set, docs/paper.md B6); ``train`` = the rest of official
     train (labels only); ``test`` = the full official test set (5,794).
 ``faithful_half_test``
-    the original infoCAM repo's ``test.txt`` (PAPER.md B12): the official test images split alternately per class
+    the original infoCAM repo's ``test.txt`` (docs/paper.md B12): the official test images split alternately per class
     in images.txt order, the odd positions (0-based) kept — 2,878 images on the real data. Report both.
 
 Images are resized to S × S directly (no crop) and boxes mapped to that frame (:func:`resize_boxes`); the original
@@ -60,7 +60,7 @@ CUB_COLUMNS = {
     "pc_split": "the paper's imbalanced PC-softmax split: train (first 10 / 30 official train images per even / odd "
                 "label) | test (first 5 / 15 official test images) | unused",
     "faithful_half_test": "in the original infoCAM repo's half test list (odd positions per class of the official "
-                          "test images; PAPER.md B12)",
+                          "test images; docs/paper.md B12)",
     "image_id": "image_id in images.txt",
     "class_name": "class folder name from classes.txt (NNN.Name)",
     "path": "image file relative to the CUB_200_2011 folder",

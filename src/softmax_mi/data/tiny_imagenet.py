@@ -12,7 +12,7 @@ Boxes
 -----
 The files give **inclusive** pixel bounds (x_max ≤ 63 on 64-px images), read correctly as the half-open box
 ``[x_min, x_max + 1) × [y_min, y_max + 1)`` (columns x0..y1). The original infoCAM code read them as x, y, w, h
-(PAPER.md B13): its box is (x_min, y_min, x_min + x_max, y_min + y_max), with the same inclusive convention; that
+(docs/paper.md B13): its box is (x_min, y_min, x_min + x_max, y_min + y_max), with the same inclusive convention; that
 misreading is kept in columns fx0..fy1 (half-open, clipped to the image), for the explicit ``faithful`` flag only.
 A box must lie in its image; one whose half-open edge ends at most 2 px past the right / bottom edge is clipped and
 counted in the log (:func:`~softmax_mi.data.images.check_boxes`), one further out is refused.
@@ -52,7 +52,7 @@ TINY_COLUMNS = {
     "split": "WSOL role: train (official train, labels only) | val_fullsup (even positions per class of the official "
              "val set) | test (odd positions)",
     "source": "official part the image comes from: train | val",
-    "fx0": "original repo's misread box (x, y, w, h reading, PAPER.md B13), left edge in the S×S image, pixels",
+    "fx0": "original repo's misread box (x, y, w, h reading, docs/paper.md B13), left edge in the S×S image, pixels",
     "fy0": "original repo's misread box, top edge in the S×S image, pixels",
     "fx1": "original repo's misread box, right edge (exclusive, clipped to the image), pixels",
     "fy1": "original repo's misread box, bottom edge (exclusive, clipped to the image), pixels",
@@ -157,7 +157,7 @@ def correct_boxes(inclusive: np.ndarray) -> np.ndarray:
 
 
 def faithful_boxes(inclusive: np.ndarray, orig_w: np.ndarray, orig_h: np.ndarray) -> np.ndarray:
-    """The original's misreading (x, y, w, h → x1 + x2, y1 + y2; PAPER.md B13), half-open and clipped to the image."""
+    """The original's misreading (x, y, w, h → x1 + x2, y1 + y2; docs/paper.md B13), half-open, clipped to image."""
     b = np.asarray(inclusive, np.float64)
     misread = np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2] + 1, b[:, 1] + b[:, 3] + 1], axis=1)
     return np.minimum(misread, np.stack([orig_w, orig_h, orig_w, orig_h], axis=1))

@@ -12,9 +12,9 @@ a table (``boxes.parquet`` / ``images.parquet``)
     protocols are scored side by side on one model:
 
     - ``faithful_half_test`` (CUB): the original repository evaluates on every other test image of each class
-      (2,878 of 5,794; PAPER.md B12) → split ``test_half``;
+      (2,878 of 5,794; docs/paper.md B12) → split ``test_half``;
     - ``fx0, fy0, fx1, fy1`` (Tiny-ImageNet): the original's misreading of the box files (x_min y_min x_max y_max
-      read as x y w h; PAPER.md B13) → split ``test_faithful_boxes`` (the test images, scored against those boxes).
+      read as x y w h; docs/paper.md B13) → split ``test_faithful_boxes`` (the test images, scored against them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attention-based Dropout Layer (Choe & Shim, CVPR 2019), as in the original infoCAM fork (PAPER.md §4).
+"""Attention-based Dropout Layer (Choe & Shim, CVPR 2019), as in the original infoCAM fork (docs/paper.md §4.2).
 
 Training only: attention = channel mean A; importance map = sigmoid(A); drop mask = [A < γ · max A] (per sample);
 one uniform draw per forward pass picks the drop mask with probability ``drop_rate``, else the importance map; the

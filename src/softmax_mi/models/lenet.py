@@ -1,6 +1,6 @@
 """The paper's MNIST LeNet, and the same network stacked G times so that G independent runs train as one model.
 
-``LeNet`` is the PyTorch-examples network of the original MNIST experiment (PAPER.md §3.1): conv 1→20 5×5 →
+``LeNet`` is the PyTorch-examples network of the original MNIST experiment (docs/paper.md §3.1): conv 1→20 5×5 →
 ReLU → max-pool 2 → conv 20→50 5×5 → ReLU → max-pool 2 → fc 800→500 → ReLU → fc 500→10.
 
 ``StackedLeNet`` holds G LeNets as stacked parameters (leading dimension G) and runs them with grouped

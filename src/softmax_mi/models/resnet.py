@@ -1,5 +1,5 @@
-"""ResNet50 with a stride-1 layer4 (map 14×14 at 224 px, 4×4 at 64 px), GAP and fc (PAPER.md §4). ADL after layer3
-block 0 and layer4 blocks 0 and 2 (``"30 40 42"``) when ``adl`` is given. ``cam_layer`` = layer4.
+"""ResNet50 with a stride-1 layer4 (map 14×14 at 224 px, 4×4 at 64 px), GAP and fc (docs/paper.md §4.2). ADL after
+layer3 block 0 and layer4 blocks 0 and 2 (``"30 40 42"``) when ``adl`` is given. ``cam_layer`` = layer4.
 """
 
 from __future__ import annotations

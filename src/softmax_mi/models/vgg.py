@@ -1,4 +1,4 @@
-"""VGG16-GAP as in the infoCAM / ADL code (PAPER.md §4): VGG16 conv1_1…conv5_3 without the last max-pool,
+"""VGG16-GAP as in the infoCAM / ADL code (docs/paper.md §4.2): VGG16 conv1_1…conv5_3 without the last max-pool,
 conv6 512→1024 3×3 + ReLU (``cam_layer``), global average pooling, fc 1024→K. ADL after pool3, pool4 and conv5_3
 (``"3M 4M 53"``) when ``adl`` is given.
 """

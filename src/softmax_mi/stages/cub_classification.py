@@ -8,7 +8,7 @@ Settings
 - ``imbalanced`` (protocol ``faithful``): the paper's split, column ``pc_split`` of the prepared table (3,997 train /
   1,996 test on the real data, 10 vs 30 training images per class and an equally imbalanced test set). Its test set
   is a 1,996-image subset: its accuracies are NOT comparable with published results on the full 5,794-image test
-  set (PAPER.md B8); they are their own setting.
+  set (docs/paper.md B8); they are their own setting.
 - ``balanced`` (protocol ``standard``): the official split, ``official_split`` (5,994 / 5,794).
 
 The original recipe (TF-slim, only the ``Logits`` scope trained) adapted: SGD momentum 0.9, lr 0.01 decayed
@@ -130,7 +130,7 @@ def class_names(table: pd.DataFrame, k: int) -> list[str]:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """The original's head recipe (PAPER.md §3.2), epochs from params (B9)."""
+    """The original's head recipe (docs/paper.md §3.2), epochs from params (B9)."""
 
     epochs: int = 30
     batch_size: int = 64

@@ -11,7 +11,7 @@ top-1 class is correct the predicted-class map *is* the GT-class map, and when i
 way, so this equals scoring the predicted-class map (``softmax_mi.cam`` gives both from one forward pass).
 Deviations from the original, on purpose: plain final ratios (B14), clamped IoU (B15), argmin for the least-likely
 class (B16), τ and checkpoint chosen on val_fullsup (B6, B17), τ on the min-max normalised map rather than on a
-cubehelix-gray rendering (PAPER.md §1.6 step 3); ``infocam_full`` keeps the original's stretched full-padding map
+cubehelix-gray rendering (docs/paper.md §1.6 step 3); ``infocam_full`` keeps the original's stretched full-padding map
 (B18) next to the centred ``infocam``; the original's half CUB test set (B12) and misread Tiny-ImageNet boxes (B13)
 are scored as the extra splits ``test_half`` and ``test_faithful_boxes`` next to the full, correct ``test``.
 Images are resized to a square and scored at that size (wsolevaluation's protocol), not centre-cropped.
