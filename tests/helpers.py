@@ -13,7 +13,7 @@ import yaml
 from softmax_mi.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", "params", "workflow", "src"]  # src: DVC hashes it as a dependency
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "params", "workflow", "src"]  # src: DVC hashes it as a dependency
 BIN = Path(sys.executable).parent
 
 

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 # What a job may see of the workflow: the sources a cluster shares between nodes (no data, results or models).
-SOURCES = ["Snakefile", "params.yaml", "params", "workflow"]
+SOURCES = ["params.yaml", "params", "workflow"]
 
 # The job's exit code goes to a temporary name first, so `status` never reads a half-written file.
 RUNNER = 'sh "$1"; echo $? > "$2.part"; mv "$2.part" "$2"'

@@ -121,7 +121,7 @@ def test_job_folders_end_with_only_the_sources(cluster_run):
     _, storage, jobs, _ = cluster_run
     for work in jobs.glob("*/work"):
         leftovers = [p for p in work.rglob("*") if p.is_file() and p.parts[len(work.parts)] not in
-                     ("Snakefile", "params.yaml", "params", "workflow", ".snakemake")]
+                     ("params.yaml", "params", "workflow", ".snakemake")]
         assert not leftovers, f"{work}: files outside the declared outputs: {leftovers[:3]}"
         staged = work / ".snakemake" / "storage" / "fs" / storage.relative_to("/")
         kept = [p.relative_to(staged) for p in staged.rglob("*") if p.is_file()]

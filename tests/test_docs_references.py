@@ -23,7 +23,7 @@ PEERS = REPO / "docs/peers.md"
 
 #: Folders and files a user gets whose references must resolve (relative to the repository root).
 SCANNED_DIRS = ("src", "workflow", "bench", "tests", "params", "docs", ".ci")
-SCANNED_FILES = ("README.md", "params.yaml", "Snakefile", "dvc.yaml", "Makefile", "pyproject.toml",
+SCANNED_FILES = ("README.md", "params.yaml", "dvc.yaml", "Makefile", "pyproject.toml",
                  "data/raw/README.md")
 TEXT_SUFFIXES = {".py", ".smk", ".yaml", ".yml", ".md", ".rst", ".txt", ".toml", ".cfg", ".json", ".sh", ".ini"}
 
