@@ -67,3 +67,14 @@ def job_resources(rule_name, gpu_when=None):
     if gpu_when is not None and gpu:
         gpu = lambda wildcards: spec["gpu"] if gpu_when(wildcards) else 0
     return {"mem_mb": spec["mem_mb"], "runtime": spec["runtime"], "gpu": gpu}
+
+
+# After `kill -9` Snakemake's locks outlive their run. The main process removes them when no live run holds this
+# folder and marks itself live until it exits (softmax_mi.workflow_lock), so the plain rerun resumes; two live
+# runs on the same files are still kept apart. Jobs that re-parse the Snakefile (cluster jobs) take no part.
+if workflow.is_main_process:
+    from softmax_mi.workflow_lock import hold
+
+    _stale_locks = hold(".snakemake").notice()
+    if _stale_locks:
+        print(_stale_locks, file=sys.stderr)
