@@ -1,7 +1,7 @@
 """The plain commands load the workflow profile, and a run killed with SIGKILL is resumed by the plain command.
 
 Cheap targets only (the smoke set's synthetic sampling jobs, ~3 s each); results are compared with the shared
-uninterrupted smoke run. Measured: 40 s for the file on 2 cores shared with other work (load average ≈ 6),
+uninterrupted smoke run. Measured: 35 s for the file on 2 cores shared with other work (load average ≈ 5),
 beside the smoke run the suite makes anyway.
 """
 
@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from helpers import BIN, REPO, make_workdir, pipeline_env, snakemake
+from softmax_mi.workflow_lock import LIVENESS_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -137,3 +138,14 @@ def test_a_job_killed_after_its_output_appeared_is_rerun(tmp_path, smoke_run):
     resumed = snakemake(workdir, "--cores", "2", target)
     assert "1 of 1 steps (100%) done" in resumed.stderr  # rerun, not taken as complete
     assert_same_samples(workdir, smoke_run, [target])
+
+
+def test_only_the_main_process_marks_the_folder_live(tmp_path):
+    """Cluster jobs re-parse the Snakefile in `--mode remote`: they are parts of a run and must not hold the
+    folder (nor remove locks); the main process does."""
+    workdir = make_workdir(tmp_path / "w")
+    liveness = workdir / ".snakemake" / LIVENESS_FILE
+    snakemake(workdir, "--mode", "remote", "--cores", "1", "--dry-run", SAMPLES[2])
+    assert not liveness.exists()
+    snakemake(workdir, "--cores", "1", "--dry-run", SAMPLES[2])
+    assert liveness.is_file()

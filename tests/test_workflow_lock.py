@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from softmax_mi import workflow_lock
 from softmax_mi.workflow_lock import LIVENESS_FILE, hold
 
