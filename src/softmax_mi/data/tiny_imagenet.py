@@ -183,11 +183,12 @@ def build_table(annotations: pd.DataFrame, sizes: np.ndarray, settings: dict) ->
         return (f"{row['annotation_file']} line {row['annotation_line']}: x_min y_min x_max y_max "
                 f"{' '.join(map(str, inclusive[i].tolist()))} for {row['path']}")
 
-    clipped = check_boxes(correct_boxes(inclusive), sizes[:, 0], sizes[:, 1], describe, FIX)
+    corrected = correct_boxes(inclusive)
+    clipped = check_boxes(corrected, sizes[:, 0], sizes[:, 1], describe, FIX)
     if clipped:
         log.warning("Tiny-ImageNet: %d box(es) end at most %d px past their image's edge and were clipped to it",
                     clipped, BOX_OVERHANG)
-    boxes = resize_boxes(correct_boxes(inclusive), sizes[:, 0], sizes[:, 1], size)
+    boxes = resize_boxes(corrected, sizes[:, 0], sizes[:, 1], size)
     faithful = resize_boxes(faithful_boxes(inclusive, sizes[:, 0], sizes[:, 1]), sizes[:, 0], sizes[:, 1], size)
     labels = a["label"].to_numpy(np.int64)
     frame = pd.DataFrame({
