@@ -49,3 +49,13 @@ def run(command: list[str], cwd: Path, check: bool = True, timeout: int = 2400) 
 
 def snakemake(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run([str(BIN / "snakemake"), *args], cwd=cwd, check=check)
+
+
+def tiny_training_data(n: int = 320, seed: int = 0):
+    """Random uint8 28×28 "images" and labels (every class at least 3 times) for fast training tests."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
+    labels = torch.cat([torch.arange(10).repeat(3), torch.randint(0, 10, (n - 30,), generator=generator)])
+    return images, labels

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import tiny_training_data
 from softmax_mi.io import column_descriptions
 from softmax_mi.losses import (
     class_balanced_weights,
@@ -89,13 +90,6 @@ def test_stacked_lenet_is_g_independent_lenets():
         torch.testing.assert_close(a, b)
 
 
-def _tiny_data(n=320, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
-    labels = torch.cat([torch.arange(10).repeat(3), torch.randint(0, 10, (n - 30,), generator=generator)])
-    return images, labels
-
-
 def _train_one_by_one(images, labels, run, config, counts):
     """The classic protocol for one run: own LeNet, own optimiser, own per-epoch permutation."""
     torch.manual_seed(run.init_seed)
@@ -115,7 +109,7 @@ def _train_one_by_one(images, labels, run, config, counts):
 
 
 def test_batched_training_equals_separate_runs():
-    images, labels = _tiny_data()
+    images, labels = tiny_training_data()
     counts = torch.bincount(labels, minlength=10)
     runs = [RunSpec("s", "softmax", 1, 11), RunSpec("p", "pc_softmax", 2, 12),
             RunSpec("l", "ldam_drw", 3, 13, drw_epoch=2)]
@@ -131,7 +125,7 @@ def test_batched_training_equals_separate_runs():
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
-    images, labels = _tiny_data(192)
+    images, labels = tiny_training_data(192)
     runs = [RunSpec("a", "softmax", 5, 6), RunSpec("b", "pc_softmax", 5, 6)]
     straight, _ = train_runs(images, labels, runs, SGDConfig(epochs=2))
     checkpoint = tmp_path / "state.pt"

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import make_workdir, snakemake
+from helpers import make_workdir, snakemake, tiny_training_data
 from softmax_mi.multirun import RunSpec, SGDConfig, train_runs
 from softmax_mi.runtime import derive_seed
 from softmax_mi.stages import classification, localisation, synthetic
@@ -89,13 +89,6 @@ def test_every_setting_of_the_default_and_paper_runs_gets_its_own_seed(tmp_path,
 # ------------------------------------------------------------------------------------------------ resumption
 
 
-def _tiny_data(n=192):
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
-    labels = torch.cat([torch.arange(10).repeat(3), torch.randint(0, 10, (n - 30,), generator=generator)])
-    return images, labels
-
-
 # LDAM-DRW's reweighting epoch depends on the epoch count (3/4 of it): the case the old resume got wrong
 RUNS = [RunSpec("a", "ldam_drw", 5, 6, drw_epoch=2), RunSpec("b", "softmax", 7, 8)]
 
@@ -106,7 +99,7 @@ def _assert_same_model(a, b):
 
 
 def test_a_checkpoint_past_the_requested_epochs_is_discarded(tmp_path, caplog):
-    images, labels = _tiny_data()
+    images, labels = tiny_training_data(192)
     straight, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2))
     checkpoint = tmp_path / "model.pt.partial"
     train_runs(images, labels, RUNS, SGDConfig(epochs=3), checkpoint=checkpoint)  # killed after epoch 3 of 5, say
@@ -118,7 +111,7 @@ def test_a_checkpoint_past_the_requested_epochs_is_discarded(tmp_path, caplog):
 
 
 def test_a_checkpoint_of_the_last_epoch_finishes_without_training(tmp_path):
-    images, labels = _tiny_data()
+    images, labels = tiny_training_data(192)
     checkpoint = tmp_path / "model.pt.partial"
     first, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)  # killed before the save
     again, history = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
@@ -144,7 +137,7 @@ def _damaged_files(good: bytes) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("damage", ["empty", "truncated", "flipped", "not torch", "foreign pickle"])
 def test_an_unreadable_checkpoint_is_discarded_and_named(tmp_path, caplog, damage):
-    images, labels = _tiny_data()
+    images, labels = tiny_training_data(192)
     checkpoint = tmp_path / "model.pt.partial"
     straight, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
     checkpoint.write_bytes(_damaged_files(checkpoint.read_bytes())[damage])
