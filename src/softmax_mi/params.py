@@ -155,6 +155,22 @@ def load_params(*paths: str | Path, overrides: Sequence[str] = ()) -> dict[str, 
     return merged
 
 
+def load_workflow_params(workflow: Any) -> dict[str, Any]:
+    """The parameters of a Snakemake run, read strictly: its ``configfile:`` files (unless
+    ``--replace-workflow-config``), then its ``--configfile`` overlays, then its ``--config`` values (as YAML).
+
+    Snakemake merges the same sources itself, but last-wins on duplicate keys and with ``--config`` values as
+    strings; this rebuilds them with :func:`load_params` (which validates) from what Snakemake recorded."""
+    import os
+
+    overlays = [os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else str(path)
+                for path in workflow.overwrite_configfiles]
+    settings = workflow.config_settings
+    base = [] if settings.replace_workflow_config else [
+        path for path in workflow.configfiles if Path(path).absolute() not in {Path(o).absolute() for o in overlays}]
+    return load_params(*base, *overlays, overrides=settings.config_args or ())
+
+
 def _is_integer(checker: jsonschema.TypeChecker, instance: Any) -> bool:
     """JSON Schema counts 1.0 as an integer; a seed or a count of 1.0 becomes "1.0" in a file name, so it is not."""
     return isinstance(instance, int) and not isinstance(instance, bool)

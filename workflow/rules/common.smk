@@ -1,21 +1,14 @@
 # Helpers shared by every rule file: parameter validation, and the one way a rule calls the package.
 import json
-import os
 import sys
-from pathlib import Path
 
-from softmax_mi.params import ParamsError, load_params, remove_empty_output_folders
+from softmax_mi.params import ParamsError, load_workflow_params, remove_empty_output_folders
 
 
-# Snakemake merges params.yaml (`configfile:`), the --configfile overlays and --config with last-wins and reads
-# --config values as strings; rebuild the same parameters with the strict loader (duplicate keys, YAML values
-# in --config, non-finite numbers, integers that are not integers), validate, and use those.
-_overlays = [os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else str(path)
-             for path in workflow.overwrite_configfiles]
-_base = [] if workflow.config_settings.replace_workflow_config else [
-    path for path in workflow.configfiles if Path(path).absolute() not in map(Path.absolute, map(Path, _overlays))]
+# Snakemake merges params.yaml, the --configfile overlays and --config last-wins, --config values as strings:
+# the same parameters are rebuilt with the strict loader and validated, and replace `config`.
 try:
-    _params = load_params(*_base, *_overlays, overrides=workflow.config_settings.config_args or ())
+    _params = load_workflow_params(workflow)
 except ParamsError as error:
     remove_empty_output_folders()
     raise WorkflowError(str(error)) from None
