@@ -550,7 +550,7 @@ def build_report(results: str | Path = "results", *, markdown: str | Path | None
     return report
 
 
-def stage(*, inputs: dict, outputs: dict, **_) -> None:
+def stage(*, inputs: dict, outputs: dict) -> None:
     """Snakemake rule `report`: the inputs are the parts' gathered tables and figures (read from the results
     folder, so a part absent from the DAG is reported as not run)."""
     results = Path(outputs["markdown"]).parent

@@ -1,6 +1,7 @@
 # Paper §3.1 (E4): PC-softmax vs softmax on imbalanced MNIST (+ Fashion-MNIST) with the long-tail controls.
 # prepare (uint8 arrays) → split (per setting) → train (one job per dataset × setting × loss, its seeds stacked
 # into one model) → evaluate (one leaf per job) → gather → summarise.
+from softmax_mi.stages import classification as classification_stage
 from softmax_mi.data.mnist import fashion_mnist_folder
 
 CLASSIFICATION = config["classification"]
@@ -65,7 +66,7 @@ rule classification_prepare:
         arrays="data/mnist/{dataset}/arrays.npz",  # the MNIST family, under one DVC out
     params:
         **stage_params(
-            "softmax_mi.stages.classification:prepare",
+            classification_stage.prepare,
             dataset=lambda wc: wc.dataset,
             fashion_dir=CLASSIFICATION["fashion_mnist_dir"],
         ),
@@ -83,7 +84,7 @@ rule classification_split:
         split="data/mnist/{dataset}/splits/{setting}.parquet",
     params:
         **stage_params(
-            "softmax_mi.stages.classification:split",
+            classification_stage.split,
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
             faithful={k: v for k, v in CLASSIFICATION["faithful"].items() if k.endswith(("_cap", "_classes"))},
@@ -108,7 +109,7 @@ rule classification_train:
         **job_resources("classification_train"),
     params:
         **stage_params(
-            "softmax_mi.stages.classification:train",
+            classification_stage.train,
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
             loss=lambda wc: wc.loss,
@@ -137,7 +138,7 @@ rule classification_evaluate:
         **job_resources("classification_evaluate"),
     params:
         **stage_params(
-            "softmax_mi.stages.classification:evaluate",
+            classification_stage.evaluate,
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
             loss=lambda wc: wc.loss,
@@ -161,7 +162,7 @@ rule classification_gather:
         metrics="results/classification/metrics.parquet",
         per_class="results/classification/per_class.parquet",
     params:
-        **stage_params("softmax_mi.stages.classification:gather"),
+        **stage_params(classification_stage.gather),
     log:
         "logs/classification/gather.log",
     shell:
@@ -178,7 +179,7 @@ rule classification_summary:
         per_class_figure=report("results/classification/per_class_accuracy.png", category="2. Classification (paper §3)"),
         imbalance_figure=report("results/classification/accuracy_vs_imbalance.png", category="2. Classification (paper §3)"),
     params:
-        **stage_params("softmax_mi.stages.classification:summarise"),
+        **stage_params(classification_stage.summarise),
     log:
         "logs/classification/summary.log",
     shell:

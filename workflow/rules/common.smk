@@ -3,6 +3,7 @@ import json
 import sys
 
 from softmax_mi.params import ParamsError, load_workflow_params, remove_empty_output_folders
+from softmax_mi.stage import StageSettingsError, call_spec, check_settings, entry
 
 
 # Snakemake merges params.yaml, the --configfile overlays and --config last-wins, --config values as strings:
@@ -24,25 +25,31 @@ RESOURCES = config["resources"]
 STAGE = PYTHON + " -m softmax_mi.stage {params.call:q} > {log} 2>&1"
 
 
-def stage_params(entry, **settings):
-    """The `params:` of a rule that calls `softmax_mi.stage` (use as `params: **stage_params(...)`).
+def stage_params(function, **settings):
+    """The `params:` of a rule that calls a stage function (use as `params: **stage_params(module.function, ...)`).
 
-    - `settings`: the function to call ("module:name") and its settings (values may be functions of the
-      wildcards), as JSON. Snakemake records it, so changing one setting reruns exactly the jobs that use it.
-    - `call`: the whole JSON spec for `softmax_mi.stage`: the settings plus the named inputs/outputs and threads.
-      Snakemake does not record params derived from inputs/outputs, hence the two entries.
+    The function is the object itself, imported at the top of the rule file, so that grep and an IDE follow the
+    rule to its code; a setting it does not take, or a required one left out, fails here, at parse time, with
+    the setting's name (softmax_mi.stage.check_settings). The entries:
+    - `settings`: the function's name and its settings (values may be functions of the wildcards), as JSON.
+      Snakemake records it, so changing one setting reruns exactly the jobs that use it.
+    - `call`: the whole JSON spec for `softmax_mi.stage`: the settings plus the named inputs/outputs (a list for
+      every one the rule declares as a list) and threads. Snakemake does not record params derived from
+      inputs/outputs, hence the two entries.
     """
+    try:
+        check_settings(function, settings)
+    except StageSettingsError as error:
+        raise WorkflowError(str(error)) from None
 
     def resolved(wildcards):
         return {name: (value(wildcards) if callable(value) else value) for name, value in settings.items()}
 
     def recorded(wildcards):
-        return json.dumps({"entry": entry, "settings": resolved(wildcards)}, sort_keys=True)
+        return json.dumps({"entry": entry(function), "settings": resolved(wildcards)}, sort_keys=True)
 
     def call(wildcards, input, output, threads):
-        kwargs = resolved(wildcards)
-        kwargs.update(inputs=dict(input.items()), outputs=dict(output.items()), threads=threads)
-        return json.dumps({"entry": entry, "kwargs": kwargs}, sort_keys=True)
+        return call_spec(function, resolved(wildcards), input, output, threads)
 
     return {"settings": recorded, "call": call}
 

@@ -3,6 +3,7 @@
 # its seeds and τs trained together, then evaluated) → rows in results/classification/{metrics,per_class}.parquet
 # through classification_gather (classification.smk asks cub_cls_leaves for them). Runs only when CUB is
 # available: DATASET_RUN["cub"] from workflow/rules/datasets.smk (datasets.cub.enabled: auto | on | off).
+from softmax_mi.stages import cub_classification as cub_stage
 from softmax_mi.data.raw import notice as cub_notice
 
 CUB_CLS = CLASSIFICATION["cub"]
@@ -56,7 +57,7 @@ rule cub_features:
         **job_resources("cub_features"),
     params:
         **stage_params(
-            "softmax_mi.stages.cub_classification:features",
+            cub_stage.features,
             backbone=lambda wc: wc.backbone,
             weights=CUB_CLS["weights"],
             image_size=CUB_CLS["image_size"],
@@ -86,7 +87,7 @@ rule cub_classification_head:
         **job_resources("cub_classification_head"),
     params:
         **stage_params(
-            "softmax_mi.stages.cub_classification:head",
+            cub_stage.head,
             setting=lambda wc: wc.cub_setting,
             loss=lambda wc: wc.cub_loss,
             seeds=SEEDS[: CUB_CLS["n_seeds"]],

@@ -2,6 +2,7 @@
 # Whether each dataset's rules run is decided here, once, from params.yaml `datasets` and the files in raw_dir
 # (softmax_mi.data.raw.availability): auto → only when present (else one notice line on stderr), on → always
 # (absent: a WorkflowError with the same line), off → never. Other rule files use DATASET_RUN and DATASET_FILES.
+from softmax_mi.stages import datasets as datasets_stage
 import sys
 
 from softmax_mi.data.raw import RawDataMissing, availability, raw_source
@@ -51,7 +52,7 @@ rule cub_prepare:
         images=DATASET_FILES["cub"]["images"],
         table=DATASET_FILES["cub"]["table"],
     params:
-        **stage_params("softmax_mi.stages.datasets:cub_prepare", settings=dataset_settings("cub")),
+        **stage_params(datasets_stage.cub_prepare, settings=dataset_settings("cub")),
     threads: DATASETS["threads"]
     log:
         "logs/datasets/cub_prepare.log",
@@ -66,7 +67,7 @@ rule tiny_imagenet_prepare:
         images=DATASET_FILES["tiny_imagenet"]["images"],
         table=DATASET_FILES["tiny_imagenet"]["table"],
     params:
-        **stage_params("softmax_mi.stages.datasets:tiny_imagenet_prepare", settings=dataset_settings("tiny_imagenet")),
+        **stage_params(datasets_stage.tiny_imagenet_prepare, settings=dataset_settings("tiny_imagenet")),
     threads: DATASETS["threads"]
     log:
         "logs/datasets/tiny_imagenet_prepare.log",
@@ -79,7 +80,7 @@ rule datasets_manifest:
         manifest="data/prepared/manifest.json",
     params:
         **stage_params(
-            "softmax_mi.stages.datasets:manifest",
+            datasets_stage.manifest,
             found={
                 name: {"run": run, "notice": notice, "source": str(raw_source(config, name) or "")}
                 for name, (run, notice) in _DATASET_AVAILABILITY.items()

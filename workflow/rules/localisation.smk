@@ -1,6 +1,7 @@
 # Paper §4 (E6, E7, E8): WSOL datasets (the embedded cluttered MNIST, + CUB-200-2011 / Tiny-ImageNet when supplied)
 # → one classifier per (dataset, backbone, ADL, seed) → CAM / infoCAM / variants / Grad-CAM / centre-box scored under
 # the `paper`, `maxboxacc` and `maxboxacc_v2` protocols → tables and figures.
+from softmax_mi.stages import localisation as localisation_stage
 from softmax_mi.params import wsol_settings
 
 LOCALISATION = config["localisation"]
@@ -53,7 +54,7 @@ rule localisation_dataset:
     output:
         **wsol_data(EMBEDDED_WSOL),
     params:
-        **stage_params("softmax_mi.stages.localisation:dataset", data=LOCALISATION["data"]),
+        **stage_params(localisation_stage.dataset, data=LOCALISATION["data"]),
     priority: 10  # feeds the training jobs: a job's priority does not reach its inputs' jobs
     log:
         "logs/localisation/dataset.log",
@@ -71,7 +72,7 @@ rule localisation_train:
         summary=f"models/localisation/{WSOL_RUN}/training.json",
     params:
         **stage_params(
-            "softmax_mi.stages.localisation:train",
+            localisation_stage.train,
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
@@ -103,7 +104,7 @@ rule localisation_evaluate:
         **job_resources("localisation_evaluate"),
     params:
         **stage_params(
-            "softmax_mi.stages.localisation:evaluate",
+            localisation_stage.evaluate,
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
@@ -127,7 +128,7 @@ rule localisation_gather:
         curves="results/localisation/curves.parquet",
         json="results/localisation/metrics.json",
     params:
-        **stage_params("softmax_mi.stages.localisation:gather"),
+        **stage_params(localisation_stage.gather),
     log:
         "logs/localisation/gather.log",
     shell:
@@ -166,7 +167,7 @@ rule localisation_figures:
         ),
     params:
         **stage_params(
-            "softmax_mi.stages.localisation:figures",
+            localisation_stage.figures,
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wsol_figure_run(wc.dataset)["backbone"],
             adl=lambda wc: wsol_figure_run(wc.dataset)["adl"] == "adl",

@@ -1,6 +1,7 @@
 # The reproduction report (issue 6): paper numbers beside ours, a verdict per claim computed from the tables,
 # every figure embedded. Inputs are the parts' gathered tables and figures; the report itself reads the results
 # folder, so a part missing from the DAG is reported as "not run" rather than failing the rule.
+from softmax_mi import report as report_stage
 
 
 rule report:
@@ -20,7 +21,7 @@ rule report:
                     caption="../report/report.rst"),
         metrics="results/report.json",
     params:
-        **stage_params("softmax_mi.report:stage"),
+        **stage_params(report_stage.stage),
     log:
         "logs/report.log",
     shell:

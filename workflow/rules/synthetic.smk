@@ -1,4 +1,5 @@
 # Paper §2 (E1–E3): sample tasks with known MI → one estimate per (task, dim, balance, estimator, seed) → tables.
+from softmax_mi.stages import synthetic as synthetic_stage
 SYNTHETIC = config["synthetic"]
 
 
@@ -52,7 +53,7 @@ rule synthetic_sample:
         data=f"data/synthetic/{SETTING}/seed{{seed}}.parquet",
     params:
         **stage_params(
-            "softmax_mi.stages.synthetic:sample",
+            synthetic_stage.sample,
             task=synthetic_task,
             test_ratio=SYNTHETIC["test_ratio"],
             seed=lambda wc: int(wc.seed),
@@ -68,7 +69,7 @@ rule synthetic_truth:
         truth=f"data/synthetic/{SETTING}/truth.json",
     params:
         **stage_params(
-            "softmax_mi.stages.synthetic:truth",
+            synthetic_stage.truth,
             task=synthetic_task,
             mc_samples=SYNTHETIC["truth_mc_samples"],
             seed=SEEDS[0],
@@ -93,7 +94,7 @@ rule synthetic_estimate:
         **job_resources("synthetic_estimate", gpu_when=lambda wc: wc.estimator not in ("knn", "sklearn_knn")),
     params:
         **stage_params(
-            "softmax_mi.stages.synthetic:estimate",
+            synthetic_stage.estimate,
             task=synthetic_task,
             estimator=lambda wc: wc.estimator,
             settings=estimator_settings,
@@ -116,7 +117,7 @@ rule synthetic_gather:
     output:
         table="results/synthetic/mi_estimates.parquet",
     params:
-        **stage_params("softmax_mi.stages.synthetic:gather"),
+        **stage_params(synthetic_stage.gather),
     log:
         "logs/synthetic/gather.log",
     shell:
@@ -133,7 +134,7 @@ rule synthetic_summary:
         figure=report("results/synthetic/mi_vs_truth.png", category="1. Synthetic MI (paper §2)",
                       caption="../report/synthetic.rst"),
     params:
-        **stage_params("softmax_mi.stages.synthetic:summarise"),
+        **stage_params(synthetic_stage.summarise),
     log:
         "logs/synthetic/summary.log",
     shell:

@@ -122,7 +122,7 @@ def load_dataset(dataset: str, fashion_dir: str | None = None) -> ImageDataset:
     raise ValueError(f"unknown dataset {dataset!r}")
 
 
-def prepare(*, dataset: str, fashion_dir: str | None = None, outputs: dict, **_) -> None:
+def prepare(*, dataset: str, fashion_dir: str | None = None, outputs: dict) -> None:
     """Read the raw source once (checksummed MNIST pickle / IDX files) and store uint8 arrays."""
     data = load_dataset(dataset, fashion_dir)
     data.save(outputs["arrays"])
@@ -164,8 +164,7 @@ def make_split(data: ImageDataset, *, dataset: str, setting: str, faithful: dict
     )
 
 
-def split(*, dataset: str, setting: str, faithful: dict, standard: dict, seed: int, inputs: dict, outputs: dict,
-          **_) -> None:
+def split(*, dataset: str, setting: str, faithful: dict, standard: dict, seed: int, inputs: dict, outputs: dict) -> None:
     """Indices of one setting's train / val / test examples (one row per example)."""
     data = ImageDataset.load(inputs["arrays"])
     chosen = make_split(data, dataset=dataset, setting=setting, faithful=faithful, standard=standard, seed=seed)
@@ -222,7 +221,7 @@ def run_specs(*, dataset: str, setting: str, loss: str, seeds: list[int], option
 
 def train(
     *, dataset: str, setting: str, loss: str, seeds: list[int], options: dict, training: dict, device: str,
-    inputs: dict, outputs: dict, **_
+    inputs: dict, outputs: dict
 ) -> None:
     """Train every seed (and τ) of one loss on one setting as one stacked LeNet; resumable per epoch."""
     device = resolve_device(device)
@@ -285,7 +284,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior
 
 
 def evaluate(*, dataset: str, setting: str, loss: str, posthoc_taus: list[float], training: dict, device: str,
-             inputs: dict, outputs: dict, **_) -> None:
+             inputs: dict, outputs: dict) -> None:
     """One metrics row per (run, split) and one per-class row per (run, split, class); softmax jobs also emit the
     post-hoc logit-adjusted rows."""
     device = resolve_device(device)
@@ -346,7 +345,7 @@ def evaluate(*, dataset: str, setting: str, loss: str, posthoc_taus: list[float]
 SORT_KEYS = ["dataset", "protocol", "setting", "loss", "tau", "seed", "split"]
 
 
-def gather(*, inputs: dict, outputs: dict, **_) -> None:
+def gather(*, inputs: dict, outputs: dict) -> None:
     """Concatenate the per-job leaves into metrics.parquet and per_class.parquet."""
     for key, columns, doc in (
         ("metrics", METRICS_COLUMNS, "one row per classification run × evaluation split"),
@@ -395,7 +394,7 @@ def headline_metrics(summary: pd.DataFrame) -> dict:
     return metrics
 
 
-def summarise(*, inputs: dict, outputs: dict, **_) -> None:
+def summarise(*, inputs: dict, outputs: dict) -> None:
     from softmax_mi.plots import plot_accuracy_vs_imbalance, plot_per_class_accuracy
 
     table = read_table(inputs["metrics"])

@@ -59,7 +59,7 @@ SETTINGS = {
 
 
 def features(*, backbone: str, weights: str, image_size: int | None, batch_size: int, device: str, inputs: dict,
-             outputs: dict, **_) -> None:
+             outputs: dict) -> None:
     """Pooled features of every prepared image (row i of images.npy → row i of the output), computed once."""
     from softmax_mi.io import file_digest
     from softmax_mi.models.feature_backbones import FrozenBackbone
@@ -233,7 +233,7 @@ def minority_mask(counts: torch.Tensor, setting: str) -> np.ndarray:
 
 
 def head(*, setting: str, loss: str, seeds: list[int], options: dict, training: dict, posthoc_taus: list[float],
-         device: str, inputs: dict, outputs: dict, **_) -> None:
+         device: str, inputs: dict, outputs: dict) -> None:
     """Train the heads of one (setting, loss) on cached features, then write its metrics and per-class leaves."""
     device = resolve_device(device)
     table = read_table(inputs["table"])

@@ -34,7 +34,7 @@ def tiny_imagenet_prepare(inputs: dict, outputs: dict, threads: int, settings: d
     _prepare("tiny_imagenet", tiny_imagenet, inputs, outputs, threads, settings)
 
 
-def manifest(*, found: dict, outputs: dict, **_) -> None:
+def manifest(*, found: dict, outputs: dict) -> None:
     """``data/prepared/manifest.json``: which user-supplied datasets this run found (and from which file), or the
     notice saying what to put where. Always written, so the prepared-data folder exists whether or not the user
     supplied anything (DVC tracks it as the `datasets` stage's output)."""

@@ -92,7 +92,7 @@ def _run_name(backbone: str, adl: bool) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------ data
-def dataset(*, data: dict, outputs: dict, **_) -> None:
+def dataset(*, data: dict, outputs: dict) -> None:
     """Render the cluttered-MNIST WSOL dataset (deterministic from ``data.seed``)."""
     config = cluttered.ClutterConfig.from_params(data)
     images, frame = cluttered.build(data["counts"], config, data["seed"])
@@ -179,7 +179,7 @@ def wsol_seed(seed: int, purpose: str, dataset: str, backbone: str, adl: bool) -
 
 
 def train(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: int, device: str, inputs: dict,
-          outputs: dict, **_) -> None:
+          outputs: dict) -> None:
     """Train one GAP classifier on the train split's labels; keep the epoch with the best val_fullsup accuracy."""
     device = resolve_device(device)
     run_seed = wsol_seed(seed, "wsol_train", dataset, backbone, adl)
@@ -283,7 +283,7 @@ def score_split(model, split: wsol.WSOLSplit, to_input: InputPipeline, settings:
 
 
 def evaluate(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: int, device: str, inputs: dict,
-             outputs: dict, **_) -> None:
+             outputs: dict) -> None:
     """Score every method under the three protocols; τ is chosen on val_fullsup and applied to the test splits."""
     device = resolve_device(device)
     seed_everything(wsol_seed(seed, "wsol_evaluate", dataset, backbone, adl))
@@ -373,7 +373,7 @@ def headline_metrics(table: pd.DataFrame) -> dict:
     return out
 
 
-def gather(*, inputs: dict, outputs: dict, **_) -> None:
+def gather(*, inputs: dict, outputs: dict) -> None:
     def concat(paths):
         paths = [paths] if isinstance(paths, str) else paths
         return pd.concat([read_table(p) for p in paths], ignore_index=True)
@@ -408,8 +408,7 @@ def run_thresholds(metrics: pd.DataFrame, *, backbone: str, adl: bool, seed: int
 
 
 def figures(
-    *, dataset: str, backbone: str, adl: bool, seed: int, settings: dict, device: str, inputs: dict, outputs: dict,
-    **_
+    *, dataset: str, backbone: str, adl: bool, seed: int, settings: dict, device: str, inputs: dict, outputs: dict
 ) -> None:
     """Heatmap grid (CAM vs infoCAM, GT box red, predicted box green) and accuracy-vs-τ curves of one dataset.
 

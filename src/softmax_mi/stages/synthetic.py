@@ -66,7 +66,7 @@ def task_seed(seed: int, purpose: str, task: dict, *labels: str) -> int:
     return derive_seed(seed, purpose, *labels, task)
 
 
-def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict, **_) -> None:
+def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict) -> None:
     """Draw a training set with the configured class counts and a fresh test set (counts × test_ratio)."""
     problem = make_task(task)
     rng = np.random.default_rng(task_seed(seed, "sample", task))
@@ -81,7 +81,7 @@ def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict, **_) -> N
     log.info("sampled %s: train %s, test %s", task, problem.class_counts, held_out_counts(problem.class_counts, test_ratio))
 
 
-def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict, **_) -> None:
+def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict) -> None:
     """True I(X;Y) (closed form, or Monte Carlo with its standard error) and H(Y) of the prior."""
     problem = make_task(task)
     rng = np.random.default_rng(task_seed(seed, "truth", task))
@@ -108,7 +108,7 @@ def load_splits(path: str | Path, n_classes: int) -> dict:
 
 
 def estimate(
-    *, task: dict, estimator: str, settings: dict, seeds: list[int], device: str, inputs: dict, outputs: dict, **_
+    *, task: dict, estimator: str, settings: dict, seeds: list[int], device: str, inputs: dict, outputs: dict
 ) -> None:
     """For each seed: fit one estimator on that seed's training split, evaluate it on its test split; one row each."""
     data = [inputs["data"]] if isinstance(inputs["data"], str) else inputs["data"]
@@ -160,7 +160,7 @@ def estimate_one(
     }
 
 
-def gather(*, inputs: dict, outputs: dict, **_) -> None:
+def gather(*, inputs: dict, outputs: dict) -> None:
     """Concatenate the per-run rows into the table users query."""
     rows = inputs["rows"]
     rows = [rows] if isinstance(rows, str) else rows
@@ -211,7 +211,7 @@ def plot_data(summary: pd.DataFrame) -> pd.DataFrame:
     return truth.join(wide).round(5).reset_index()
 
 
-def summarise(*, inputs: dict, outputs: dict, **_) -> None:
+def summarise(*, inputs: dict, outputs: dict) -> None:
     from softmax_mi.io import atomic_path
     from softmax_mi.plots import plot_mi_vs_truth
 
