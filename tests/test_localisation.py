@@ -11,8 +11,11 @@ from softmax_mi.localisation import (
     box_accuracy,
     boxes_at_threshold,
     centre_box_map,
+    choose_thresholds,
+    concat_sweeps,
     iou,
     mask_boxes,
+    maxboxacc,
     maxboxacc_v2,
     normalise_maps,
     paper_localisation,
@@ -104,6 +107,28 @@ def test_maxboxacc_v2_chooses_tau_on_val_only():
     changed = maxboxacc_v2(val, np.random.default_rng(0).random((4, 4)), thresholds)
     np.testing.assert_array_equal(changed.chosen_index, result.chosen_index)
     np.testing.assert_allclose(box_accuracy(val)[:, 1], [1.0, 1.0, 0.25])
+
+
+def test_maxboxacc_v1_chooses_one_tau_on_val_largest_components():
+    thresholds = threshold_grid(0.25)  # 0, .25, .5, .75
+    # largest-component IoUs of 4 val images at each τ: IoU ≥ 0.5 for 1, 3, 3, 0 images (τ = .25 and .5 tie)
+    val = np.array([[0.6, 0.7, 0.5, 0.1], [0.2, 0.5, 0.9, 0.0], [0.1, 0.6, 0.8, 0.4], [0.0, 0.3, 0.2, 0.2]])
+    result = maxboxacc(val, thresholds)
+    assert result.chosen_index == 1 and result.chosen_threshold == 0.25  # the first best τ on ties
+    assert result.val_accuracy == 0.75 and result.iou_threshold == 0.5
+    np.testing.assert_allclose(result.val_curve, [0.25, 0.75, 0.75, 0.0])
+    assert maxboxacc(val, thresholds, iou_threshold=0.7).chosen_index == 2  # 0, 1, 2, 0 images reach 0.7
+    np.testing.assert_array_equal(choose_thresholds(np.array([[0.1, 0.3, 0.3], [0.5, 0.2, 0.5]])), [1, 0])
+
+
+def test_concat_sweeps_equals_one_sweep():
+    maps = _random_maps(np.random.default_rng(3), 5, 12, 12, 1.0)
+    boxes = np.array([[0, 0, 6, 6], [2, 2, 10, 10], [0, 4, 12, 12], [3, 0, 5, 12], [1, 1, 2, 2]])
+    thresholds = threshold_grid(0.1)
+    whole = sweep(maps, thresholds, boxes)
+    parts = concat_sweeps([sweep(maps[:2], thresholds, boxes[:2]), sweep(maps[2:], thresholds, boxes[2:])])
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(parts, field), getattr(whole, field))
 
 
 def test_paper_protocol_top1_needs_the_class():

@@ -12,6 +12,7 @@ from softmax_mi.data import wsol
 from softmax_mi.io import write_table
 from softmax_mi.params import load_params, wsol_settings
 from softmax_mi.stages import localisation as stage
+from softmax_mi.wsol import IMAGENET_MEAN_STD, InputPipeline, random_flip
 
 from helpers import REPO
 
@@ -63,19 +64,19 @@ def test_derived_splits_follow_the_columns(tmp_path):
 
 def test_input_pipeline_normalises_per_batch():
     grey = np.full((2, 8, 8), 255, np.uint8)
-    x = stage.InputPipeline(1, "gap_cnn", None, "cpu")(grey)
+    x = InputPipeline(1, "gap_cnn", None, "cpu")(grey)
     assert x.shape == (2, 1, 8, 8) and torch.allclose(x, torch.ones_like(x))  # (1 − 0.5) / 0.5
     rgb = np.zeros((2, 3, 8, 8), np.uint8)
-    x = stage.InputPipeline(3, "vgg16_gap", 16, "cpu")(rgb)
+    x = InputPipeline(3, "vgg16_gap", 16, "cpu")(rgb)
     assert x.shape == (2, 3, 16, 16)
-    mean, std = (torch.tensor(v) for v in stage.IMAGENET_MEAN_STD)
+    mean, std = (torch.tensor(v) for v in IMAGENET_MEAN_STD)
     assert torch.allclose(x[0, :, 0, 0], -mean / std)
-    assert stage.InputPipeline(1, "resnet50", None, "cpu")(grey).shape == (2, 3, 8, 8)
+    assert InputPipeline(1, "resnet50", None, "cpu")(grey).shape == (2, 3, 8, 8)
 
 
 def test_random_flip_mirrors_about_half_of_the_batch():
     images = torch.arange(64 * 4, dtype=torch.float32).view(64, 1, 1, 4)
-    flipped = stage.random_flip(images, torch.Generator().manual_seed(0))
+    flipped = random_flip(images, torch.Generator().manual_seed(0))
     mirrored = (flipped == images.flip(-1)).all(dim=(1, 2, 3))
     kept = (flipped == images).all(dim=(1, 2, 3))
     assert (mirrored | kept).all() and 16 < int(mirrored.sum()) < 48

@@ -1,29 +1,9 @@
-"""Boxes from score maps, IoU, and the two WSOL scoring protocols (docs/paper.md §4.5, docs/peers.md §3).
+"""The τ sweep: boxes and IoUs of a batch of maps at every threshold of a grid, in one pass.
 
-Conventions
------------
-* A **box** is ``(x0, y0, x1, y1)`` in pixel-edge coordinates of the scored image, half-open: it covers pixel
-  columns ``x0 .. x1-1`` and rows ``y0 .. y1-1``; its area is ``(x1-x0)·(y1-y0)``. This equals the original code's
-  inclusive ``+1`` convention, but the intersection is clamped at 0, so disjoint boxes have IoU 0 (fixes B15).
-* A **map** is min-max normalised per image (:func:`normalise_maps`) and scored at the image resolution. The mask at
-  threshold τ is ``map >= τ``; components are 8-connected (as traced by OpenCV contours).
-* ``largest`` = the bounding box of the largest connected component (pixel count; ties go to the component whose
-  first pixel comes first in raster order, as ``scipy.ndimage.label`` numbers them); ``all`` (MaxBoxAccV2) = the best
-  IoU over the bounding boxes of all components. No component → IoU 0.
-
-Protocols
----------
-* ``paper``: τ fixed (0.2 of the max after min-max normalisation; the original thresholds a cubehelix-gray rendering,
-  a monotone re-mapping — not reproduced), largest component, GT-known loc = IoU ≥ 0.5, Top-1 loc = GT-known and the
-  top-1 class correct. Accuracies are plain final ratios (fixes B14).
-* ``maxboxacc_v2`` (Choe et al. 2020): τ swept on a grid, for each IoU threshold δ ∈ {0.3, 0.5, 0.7} the τ with the
-  best box accuracy (all components) on ``val_fullsup`` is applied to ``test``; the metric is the mean over δ.
-
-The sweep (:func:`sweep`) scores every threshold of a grid in one pass for a whole batch of maps: thresholds are
-visited from high to low, pixels join the masks level by level (all images at once), and a union-find over component
-labels keeps each component's box, area and first pixel. Work is O(pixels · 8 + thresholds) instead of
+Thresholds are visited from high to low, pixels join the masks level by level (all images at once), and a union-find
+over component labels keeps each component's box, area and first pixel. Work is O(pixels · 8 + thresholds) instead of
 O(pixels · thresholds); :func:`sweep_reference` is the straightforward per-threshold ``scipy.ndimage.label`` loop with
-identical results (the tests and ``bench/cam.py`` check both).
+identical results (the tests and ``bench/cam.py`` check both). Conventions: :mod:`softmax_mi.localisation`.
 """
 
 from __future__ import annotations
@@ -36,46 +16,9 @@ import scipy.ndimage as ndi
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components
 
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
-IOU_THRESHOLDS_V2 = (0.3, 0.5, 0.7)
+from softmax_mi.localisation.boxes import iou, mask_boxes
 
 
-# --------------------------------------------------------------------------------------------------------- boxes, IoU
-def box_area(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
-
-
-def iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """Element-wise (broadcast) IoU of half-open boxes ``[..., 4]``; disjoint or empty boxes give 0."""
-    a = np.asarray(boxes_a, dtype=np.float64)
-    b = np.asarray(boxes_b, dtype=np.float64)
-    width = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    height = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = width * height
-    union = box_area(a) + box_area(b) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def normalise_maps(maps: np.ndarray) -> np.ndarray:
-    """Min-max normalise each map ``[N, H, W]`` to [0, 1] (a constant map becomes all zeros), float32."""
-    maps = np.asarray(maps, dtype=np.float32)
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
-    return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0)
-
-
-def mask_boxes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes ``[k, 4]`` and pixel counts ``[k]`` of the 8-connected components of one 2-D mask (raster label order)."""
-    labels, count = ndi.label(mask, structure=EIGHT_CONNECTED)
-    if count == 0:
-        return np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
-    slices = ndi.find_objects(labels)
-    boxes = np.array([[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in slices], dtype=np.int64)
-    return boxes, np.bincount(labels.ravel(), minlength=count + 1)[1:]
-
-
-# ------------------------------------------------------------------------------------------------------ the τ sweep
 @dataclass
 class Sweep:
     """Per (image, threshold) results of :func:`sweep` (``N`` maps × ``T`` thresholds)."""
@@ -85,6 +28,12 @@ class Sweep:
     largest_iou: np.ndarray  # [N, T] float64, IoU of that box with the GT box
     best_iou: np.ndarray  # [N, T] float64, best IoU over all components' boxes (MaxBoxAccV2)
     n_components: np.ndarray  # [N, T] int64
+
+
+def concat_sweeps(parts: Sequence[Sweep]) -> Sweep:
+    """One :class:`Sweep` from sweeps of consecutive chunks of images (same thresholds)."""
+    return Sweep(parts[0].thresholds, *(np.concatenate([getattr(p, field) for p in parts])
+                                        for field in ("largest_box", "largest_iou", "best_iou", "n_components")))
 
 
 def _check_inputs(maps: np.ndarray, thresholds: Sequence[float], gt_boxes: np.ndarray):
@@ -329,74 +278,3 @@ def boxes_at_threshold(maps: np.ndarray, threshold: float, gt_boxes: np.ndarray)
         area=np.bincount(flat.ravel(), minlength=count + 1)[1:], first=first[1:], boxes=bounds[:, 1:],
         pixels_per_map=h * w,
     )
-
-
-# -------------------------------------------------------------------------------------------------------- protocols
-def threshold_grid(step: float) -> np.ndarray:
-    """τ ∈ [0, 1) on a regular grid (wsolevaluation's ``cam_curve_interval``)."""
-    count = int(round(1.0 / step))
-    return np.arange(count, dtype=np.float64) * step
-
-
-def box_accuracy(ious: np.ndarray, iou_thresholds: Sequence[float] = IOU_THRESHOLDS_V2) -> np.ndarray:
-    """Fraction of images with IoU ≥ δ, ``[len(δ), T]`` for ``ious`` of shape ``[N, T]``."""
-    ious = np.asarray(ious)
-    return np.stack([(ious >= delta).mean(axis=0) for delta in iou_thresholds])
-
-
-@dataclass
-class MaxBoxAccV2:
-    iou_thresholds: tuple[float, ...]
-    chosen_index: np.ndarray  # [len(δ)] threshold index chosen on val_fullsup
-    chosen_threshold: np.ndarray  # [len(δ)]
-    val_accuracy: np.ndarray  # [len(δ)] at the chosen τ
-    test_accuracy: np.ndarray  # [len(δ)] at the chosen τ
-    val_curve: np.ndarray  # [len(δ), T]
-    test_curve: np.ndarray  # [len(δ), T]
-
-    @property
-    def test_mean(self) -> float:
-        return float(self.test_accuracy.mean())
-
-
-def maxboxacc_v2(
-    val_ious: np.ndarray,
-    test_ious: np.ndarray,
-    thresholds: np.ndarray,
-    iou_thresholds: Sequence[float] = IOU_THRESHOLDS_V2,
-) -> MaxBoxAccV2:
-    """Choose τ per δ on val_fullsup (first best τ on ties), apply it to test. Test never influences the choice."""
-    val_curve = box_accuracy(val_ious, iou_thresholds)
-    test_curve = box_accuracy(test_ious, iou_thresholds)
-    chosen = val_curve.argmax(axis=1)
-    rows = np.arange(len(iou_thresholds))
-    return MaxBoxAccV2(
-        iou_thresholds=tuple(iou_thresholds),
-        chosen_index=chosen,
-        chosen_threshold=np.asarray(thresholds)[chosen],
-        val_accuracy=val_curve[rows, chosen],
-        test_accuracy=test_curve[rows, chosen],
-        val_curve=val_curve,
-        test_curve=test_curve,
-    )
-
-
-def paper_localisation(
-    largest_iou: np.ndarray, class_correct: np.ndarray, iou_threshold: float = 0.5
-) -> dict[str, float]:
-    """GT-known loc (IoU ≥ 0.5) and Top-1 loc (also top-1 class correct), as plain final ratios (B14 fixed)."""
-    hit = np.asarray(largest_iou) >= iou_threshold
-    return {
-        "gt_known_loc": float(hit.mean()),
-        "top1_loc": float((hit & np.asarray(class_correct, bool)).mean()),
-    }
-
-
-def centre_box_map(height: int, width: int) -> np.ndarray:
-    """A pyramid peaking at the image centre: thresholding it at τ gives a central box of side ≈ (1 − τ) × image.
-
-    Scored like any other map, it is the centre-box baseline (a fixed central box whose size is chosen the same way
-    as a method's τ), the floor every localisation number is compared with."""
-    ys = (np.arange(height) + 0.5) / height - 0.5
-    xs = (np.arange(width) + 0.5) / width - 0.5
-    return (1.0 - 2.0 * np.maximum(np.abs(ys)[:, None], np.abs(xs)[None, :])).astype(np.float32)
