@@ -25,8 +25,9 @@ SRC = REPO / "src"
 PACKAGE = "softmax_mi"
 ALWAYS = ("softmax_mi.stage", "softmax_mi.params", "softmax_mi.grid", "softmax_mi.registry")
 ALWAYS_RULE_FILES = ("workflow/Snakefile", "workflow/rules/common.smk")
-SMK_IMPORT = re.compile(r"^\s*(?:from\s+(softmax_mi[\w.]*)\s+import\s+([\w\s,]+?)\s*(?:#.*)?$|import\s+(softmax_mi[\w.]*))",
-                        re.M)
+SMK_IMPORT = re.compile(
+    r"^\s*(?:from\s+(softmax_mi[\w.]*)\s+import\s+([\w\s,]+?)\s*(?:#.*)?$|import\s+(softmax_mi[\w.]*))", re.M
+)
 
 
 def module_file(name: str) -> Path | None:

@@ -139,7 +139,8 @@ def cls_gather_runs(params: Params, datasets: list[str], cub_runs: bool) -> list
 
 def dataset_settings(params: Params, name: str) -> dict[str, Any]:
     """The settings a prepared dataset depends on (the switch and the file names only choose the input)."""
-    return {key: value for key, value in params["datasets"][name].items() if key not in ("enabled", "archive", "folder")}
+    section = params["datasets"][name]
+    return {key: value for key, value in section.items() if key not in ("enabled", "archive", "folder")}
 
 
 def datasets_found(params: Params, availability: Mapping[str, tuple[bool, str | None]]) -> dict[str, dict[str, Any]]:

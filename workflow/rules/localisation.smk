@@ -19,7 +19,8 @@ def wsol_data(dataset):
 
 
 def wsol_leaves(pattern):
-    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d, b, a, s in grid.wsol_jobs(config, WSOL_DATASETS)]
+    jobs = grid.wsol_jobs(config, WSOL_DATASETS)
+    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d, b, a, s in jobs]
 
 
 def wsol_figure_run(wildcards):
