@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from softmax_mi.data import wsol
+from softmax_mi.grid import wsol_settings
 from softmax_mi.io import write_table
-from softmax_mi.params import load_params, wsol_settings
+from softmax_mi.params import load_params
 from softmax_mi.stages import localisation as stage
 from softmax_mi.wsol import IMAGENET_MEAN_STD, InputPipeline, random_flip
 

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-WEIGHT_METHODS = ("cam", "infocam", "infocam_full", "infocam_noregion", "infocam_leastlikely")
-METHODS = (*WEIGHT_METHODS, "gradcam")
+from softmax_mi import registry
+
+WEIGHT_METHODS = registry.WEIGHT_METHODS  # the weight rules of the table above, listed once
 PADDINGS = ("centred", "full")
 
 

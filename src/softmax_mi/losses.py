@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from softmax_mi import registry
+
 
 def log_prior_from_counts(counts: torch.Tensor) -> torch.Tensor:
     """log π from per-class counts; a class with no examples is an error, not a silent −inf."""
@@ -100,7 +102,7 @@ def ldam_loss(
     )
 
 
-CLASSIFICATION_LOSSES = ("softmax", "pc_softmax", "logit_adjusted", "class_balanced", "ldam_drw")
+CLASSIFICATION_LOSSES = registry.LOSSES  # the names classification_loss builds, listed once
 
 
 def classification_loss(

@@ -260,17 +260,6 @@ def _seed_count_problems(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def wsol_settings(section: Mapping[str, Any], dataset: str, backbone: str | None = None) -> dict[str, Any]:
-    """The ``localisation`` settings of one dataset (and backbone): ``overrides[dataset]`` then
-    ``overrides[dataset/backbone]`` merged over the section; the result has no ``overrides`` key."""
-    overrides = section.get("overrides") or {}
-    settings = {key: value for key, value in section.items() if key != "overrides"}
-    for key in (dataset, f"{dataset}/{backbone}" if backbone else None):
-        if key in overrides:
-            settings = deep_merge(settings, overrides[key])
-    return settings
-
-
 def params_hash(params: Mapping[str, Any]) -> str:
     """Short, stable hash of a parameter mapping (recorded beside every result row)."""
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)

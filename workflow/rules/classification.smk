@@ -2,63 +2,32 @@
 # prepare (uint8 arrays) → split (per setting) → train (one job per dataset × setting × loss, its seeds stacked
 # into one model) → evaluate (one leaf per job) → gather → summarise.
 from softmax_mi.stages import classification as classification_stage
-from softmax_mi.data.mnist import fashion_mnist_folder
 
 CLASSIFICATION = config["classification"]
 CLS_RUN = "{dataset}/{setting}/{loss}"
 
 
-def cls_datasets():
-    """Datasets in use: Fashion-MNIST only when its IDX files are found (else a message, and it is skipped)."""
-    wanted = set(CLASSIFICATION["faithful"]["datasets"]) | set(CLASSIFICATION["standard"]["datasets"])
-    if "fashion_mnist" in wanted and fashion_mnist_folder(CLASSIFICATION["fashion_mnist_dir"]) is None:
-        print(
-            "classification: Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist, or set "
-            "classification.fashion_mnist_dir / $SOFTMAX_MI_FASHION_MNIST); skipping Fashion-MNIST.",
-            file=sys.stderr,
-        )
-        wanted.discard("fashion_mnist")
-    return sorted(wanted)
+def cls_gathered(kind):
+    """Input function: every run's `kind` table (metrics | per_class), MNIST's then CUB's heads
+    (cub_classification.smk) when CUB is available; Fashion-MNIST without its files: a notice, and it is skipped."""
 
+    def tables(wildcards):
+        datasets, notice = grid.cls_datasets(config)
+        if notice:
+            print(notice, file=sys.stderr)
+        runs = grid.cls_gather_runs(config, datasets, DATASET_RUN["cub"])
+        return [f"results/classification/runs/{d}/{s}/{l}/{kind}.parquet" for d, s, l in runs]
 
-def cls_jobs():
-    """(dataset, setting, loss) of every training job of the configured grid."""
-    datasets = cls_datasets()
-    faithful, standard = CLASSIFICATION["faithful"], CLASSIFICATION["standard"]
-    jobs = [
-        (dataset, f"faithful-{setting}", loss)
-        for dataset in faithful["datasets"] if dataset in datasets
-        for setting in faithful["settings"]
-        for loss in faithful["losses"]
-    ]
-    jobs += [
-        (dataset, f"{profile}-r{ratio:g}", loss)
-        for dataset in standard["datasets"] if dataset in datasets
-        for profile in standard["profiles"]
-        for ratio in standard["ratios"]
-        for loss in standard["losses"]
-    ]
-    return jobs
-
-
-def cls_seeds(wildcards):
-    """Faithful: the setting's own seed list (null: `seeds`); standard: the first n of `seeds`."""
-    if wildcards.setting.startswith("faithful-"):
-        return CLASSIFICATION["faithful"]["seeds"][wildcards.setting.removeprefix("faithful-")] or SEEDS
-    return SEEDS[: CLASSIFICATION["standard"]["n_seeds"]]
-
-
-def cls_loss_options(wildcards):
-    """Only the options of this job's loss (so changing one loss's option retrains only that loss)."""
-    keys = {"logit_adjusted": ["logit_adjusted"], "class_balanced": ["class_balanced"],
-            "ldam_drw": ["ldam_drw", "class_balanced"]}.get(wildcards.loss, [])
-    return {key: CLASSIFICATION[key] for key in keys}
+    return tables
 
 
 wildcard_constraints:
-    dataset="mnist|fashion_mnist",
-    setting=r"faithful-(imbalanced|balanced)|(step|exponential)-r[0-9.]+",
-    loss="softmax|pc_softmax|logit_adjusted|class_balanced|ldam_drw",
+    dataset=registry.alternatives(registry.MNIST_DATASETS),
+    setting=(
+        f"faithful-({registry.alternatives(registry.CLS_SETTINGS)})"
+        f"|({registry.alternatives(registry.IMBALANCE_PROFILES)})-r[0-9.]+"
+    ),
+    loss=registry.alternatives(registry.LOSSES),
 
 
 rule classification_prepare:
@@ -113,8 +82,8 @@ rule classification_train:
             dataset=lambda wc: wc.dataset,
             setting=lambda wc: wc.setting,
             loss=lambda wc: wc.loss,
-            seeds=cls_seeds,
-            options=cls_loss_options,
+            seeds=lambda wc: grid.cls_seeds(config, wc.setting),
+            options=lambda wc: grid.loss_options(config, wc.loss),
             training=CLASSIFICATION["training"],
             device=DEVICE,
         ),
@@ -153,11 +122,9 @@ rule classification_evaluate:
 
 
 rule classification_gather:
-    input:  # + the CUB rows when CUB is available (cub_classification.smk, read when the DAG is built)
-        metrics=lambda wc: [f"results/classification/runs/{d}/{s}/{l}/metrics.parquet" for d, s, l in cls_jobs()]
-        + cub_cls_leaves("metrics"),
-        per_class=lambda wc: [f"results/classification/runs/{d}/{s}/{l}/per_class.parquet" for d, s, l in cls_jobs()]
-        + cub_cls_leaves("per_class"),
+    input:
+        metrics=cls_gathered("metrics"),
+        per_class=cls_gathered("per_class"),
     output:
         metrics="results/classification/metrics.parquet",
         per_class="results/classification/per_class.parquet",

@@ -1,7 +1,11 @@
-# Helpers shared by every rule file: parameter validation, and the one way a rule calls the package.
+# What every rule file may use, defined before them: the validated parameters, the one way a rule calls the package
+# (stage_params), job resources, and which user datasets run. The grid itself is softmax_mi.grid, the names
+# softmax_mi.registry: no rule file reads another's globals.
 import json
 import sys
 
+from softmax_mi import grid, registry
+from softmax_mi.data.raw import RawDataMissing, availability
 from softmax_mi.params import ParamsError, load_workflow_params, remove_empty_output_folders
 from softmax_mi.stage import StageSettingsError, call_spec, check_settings, entry
 
@@ -78,3 +82,18 @@ if workflow.is_main_process:
     _stale_locks = hold(".snakemake").notice()
     if _stale_locks:
         print(_stale_locks, file=sys.stderr)
+
+
+# User-supplied CUB-200-2011 / Tiny-ImageNet, decided once from params.yaml `datasets` and the files in raw_dir
+# (softmax_mi.data.raw.availability): auto → their rules run only when present (datasets.smk prints the notice),
+# on → always (absent: a WorkflowError with the same line), off → never.
+try:
+    DATASET_AVAILABILITY = availability(config)
+except RawDataMissing as error:
+    raise WorkflowError(str(error)) from None
+
+DATASET_RUN = {name: run for name, (run, _) in DATASET_AVAILABILITY.items()}
+DATASET_FILES = {  # prepared by datasets.smk, read by the CUB head and WSOL rules
+    name: {"images": f"data/prepared/{name}/images.npy", "table": f"data/prepared/{name}/images.parquet"}
+    for name in DATASET_RUN
+}

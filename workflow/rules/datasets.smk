@@ -1,29 +1,13 @@
 # Issue 5 (E5–E7): user-supplied CUB-200-2011 / Tiny-ImageNet → data/prepared/<name>/{images.npy, images.parquet}.
-# Whether each dataset's rules run is decided here, once, from params.yaml `datasets` and the files in raw_dir
-# (softmax_mi.data.raw.availability): auto → only when present (else one notice line on stderr), on → always
-# (absent: a WorkflowError with the same line), off → never. Other rule files use DATASET_RUN and DATASET_FILES.
+# Whether each dataset's rules run is decided once in common.smk (DATASET_RUN, DATASET_FILES; params.yaml
+# `datasets`: auto → only when present, else one notice line on stderr; on → always; off → never).
 from softmax_mi.stages import datasets as datasets_stage
-import sys
-
-from softmax_mi.data.raw import RawDataMissing, availability, raw_source
-
-DATASETS = config["datasets"]
-
-try:
-    _DATASET_AVAILABILITY = availability(config)
-except RawDataMissing as error:
-    raise WorkflowError(str(error)) from None
-
-DATASET_RUN = {name: run for name, (run, _) in _DATASET_AVAILABILITY.items()}
-DATASET_FILES = {
-    name: {"images": f"data/prepared/{name}/images.npy", "table": f"data/prepared/{name}/images.parquet"}
-    for name in DATASET_RUN
-}
+from softmax_mi.data.raw import raw_source
 
 # Parse time, not onstart: onstart handlers do not run on --dry-run. Only the main process prints, so jobs that
 # re-parse the Snakefile (cluster / subprocess execution) stay quiet.
 if workflow.is_main_process:
-    for _name, (_run, _notice) in _DATASET_AVAILABILITY.items():
+    for _name, (_run, _notice) in DATASET_AVAILABILITY.items():
         if _notice:
             print(_notice, file=sys.stderr)
 
@@ -34,15 +18,10 @@ def dataset_raw_input(name):
     def source(wildcards):
         found = raw_source(config, name)
         if found is None:
-            raise WorkflowError(_DATASET_AVAILABILITY[name][1] or f"{name}: no raw data")
+            raise WorkflowError(DATASET_AVAILABILITY[name][1] or f"{name}: no raw data")
         return str(found)
 
     return source
-
-
-def dataset_settings(name):
-    """The settings the prepared data depends on (switch and file names only choose the input)."""
-    return {key: value for key, value in DATASETS[name].items() if key not in ("enabled", "archive", "folder")}
 
 
 rule cub_prepare:
@@ -52,8 +31,8 @@ rule cub_prepare:
         images=DATASET_FILES["cub"]["images"],
         table=DATASET_FILES["cub"]["table"],
     params:
-        **stage_params(datasets_stage.cub_prepare, settings=dataset_settings("cub")),
-    threads: DATASETS["threads"]
+        **stage_params(datasets_stage.cub_prepare, settings=grid.dataset_settings(config, "cub")),
+    threads: config["datasets"]["threads"]
     log:
         "logs/datasets/cub_prepare.log",
     shell:
@@ -67,8 +46,8 @@ rule tiny_imagenet_prepare:
         images=DATASET_FILES["tiny_imagenet"]["images"],
         table=DATASET_FILES["tiny_imagenet"]["table"],
     params:
-        **stage_params(datasets_stage.tiny_imagenet_prepare, settings=dataset_settings("tiny_imagenet")),
-    threads: DATASETS["threads"]
+        **stage_params(datasets_stage.tiny_imagenet_prepare, settings=grid.dataset_settings(config, "tiny_imagenet")),
+    threads: config["datasets"]["threads"]
     log:
         "logs/datasets/tiny_imagenet_prepare.log",
     shell:
@@ -81,10 +60,7 @@ rule datasets_manifest:
     params:
         **stage_params(
             datasets_stage.manifest,
-            found={
-                name: {"run": run, "notice": notice, "source": str(raw_source(config, name) or "")}
-                for name, (run, notice) in _DATASET_AVAILABILITY.items()
-            },
+            found=grid.datasets_found(config, DATASET_AVAILABILITY),
         ),
     log:
         "logs/datasets/manifest.log",

@@ -2,12 +2,12 @@
 # → one classifier per (dataset, backbone, ADL, seed) → CAM / infoCAM / variants / Grad-CAM / centre-box scored under
 # the `paper`, `maxboxacc` and `maxboxacc_v2` protocols → tables and figures.
 from softmax_mi.stages import localisation as localisation_stage
-from softmax_mi.params import wsol_settings
 
 LOCALISATION = config["localisation"]
 EMBEDDED_WSOL = LOCALISATION["data"]["name"]
-WSOL_DATASETS = [EMBEDDED_WSOL] + [name for name in ("cub", "tiny_imagenet") if DATASET_RUN[name]]
+WSOL_DATASETS = grid.wsol_datasets(config, DATASET_RUN)
 WSOL_RUN = "{dataset}/{backbone}/{adl}/seed{seed}"
+WSOL_FIGURES = "results/localisation/figures/{dataset}/{figure}.png"
 
 
 def wsol_data(dataset):
@@ -15,38 +15,25 @@ def wsol_data(dataset):
     if dataset == EMBEDDED_WSOL:
         folder = f"data/wsol/{dataset}"
         return {"images": f"{folder}/images.npy", "boxes": f"{folder}/boxes.parquet"}
-    return {"images": DATASET_FILES[dataset]["images"], "boxes": DATASET_FILES[dataset]["table"]}  # datasets.smk
-
-
-def wsol_runs(dataset):
-    """(backbone, adl tag) pairs of the dataset's grid."""
-    settings = wsol_settings(LOCALISATION, dataset)
-    return [(b, "adl" if a else "noadl") for b in settings["backbones"] for a in settings["adl"]]
+    return {"images": DATASET_FILES[dataset]["images"], "boxes": DATASET_FILES[dataset]["table"]}  # common.smk
 
 
 def wsol_leaves(pattern):
-    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d in WSOL_DATASETS for b, a in wsol_runs(d)
-            for s in SEEDS]
+    jobs = grid.wsol_jobs(config, WSOL_DATASETS)
+    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d, b, a, s in jobs]
 
 
-def wsol_train_settings(wildcards):
-    """The part of the settings that training depends on (so changing e.g. the methods does not retrain)."""
-    settings = wsol_settings(LOCALISATION, wildcards.dataset, wildcards.backbone)
-    keys = ("adl_settings", "pretrained", "input_size", "gap_cnn", "training")
-    return {key: settings[key] for key in keys}
-
-
-def wsol_evaluate_settings(wildcards):
-    settings = wsol_settings(LOCALISATION, wildcards.dataset, wildcards.backbone)
-    return {key: value for key, value in settings.items() if key not in ("data", "figure_images")}
+def wsol_figure_run(wildcards):
+    """The run whose maps and τ the dataset's figure shows (softmax_mi.grid.wsol_figure_run)."""
+    return grid.wsol_figure_run(config, wildcards.dataset)
 
 
 # `dataset` is constrained per rule: a global constraint would replace classification.smk's for its rules
-WSOL_DATASET = "|".join(WSOL_DATASETS)
+WSOL_DATASET = registry.alternatives(WSOL_DATASETS)
 
 
 wildcard_constraints:
-    backbone="gap_cnn|vgg16_gap|resnet50",
+    backbone=registry.alternatives(registry.WSOL_BACKBONES),
     adl="adl|noadl",
 
 
@@ -76,7 +63,7 @@ rule localisation_train:
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
-            settings=wsol_train_settings,
+            settings=lambda wc: grid.wsol_train_settings(config, wc.dataset, wc.backbone),
             seed=lambda wc: int(wc.seed),
             device=DEVICE,
         ),
@@ -108,7 +95,7 @@ rule localisation_evaluate:
             dataset=lambda wc: wc.dataset,
             backbone=lambda wc: wc.backbone,
             adl=lambda wc: wc.adl == "adl",
-            settings=wsol_evaluate_settings,
+            settings=lambda wc: grid.wsol_evaluate_settings(config, wc.dataset, wc.backbone),
             seed=lambda wc: int(wc.seed),
             device=DEVICE,
         ),
@@ -135,21 +122,6 @@ rule localisation_gather:
         STAGE
 
 
-def wsol_figure_run(dataset):
-    """The run whose maps and τ the figure shows: the dataset's first backbone / ADL setting, first listed seed
-    (the stage gets this seed explicitly and reads the τ of this run only)."""
-    backbone, adl = wsol_runs(dataset)[0]
-    return {"backbone": backbone, "adl": adl, "seed": SEEDS[0]}
-
-
-def wsol_figures():
-    """Every dataset's figures (plain paths: expanding the rule's output objects fails under a storage provider)."""
-    return expand(WSOL_FIGURES, dataset=WSOL_DATASETS, figure=["heatmaps", "threshold_curves"])
-
-
-WSOL_FIGURES = "results/localisation/figures/{dataset}/{figure}.png"
-
-
 rule localisation_figures:
     wildcard_constraints:
         dataset=WSOL_DATASET,
@@ -157,8 +129,8 @@ rule localisation_figures:
         unpack(lambda wildcards: wsol_data(wildcards.dataset)),
         metrics=rules.localisation_gather.output.metrics,
         curves=rules.localisation_gather.output.curves,
-        checkpoint=lambda wc: "models/localisation/{dataset}/{backbone}/{adl}/seed{seed}/model.pt".format(
-            dataset=wc.dataset, **wsol_figure_run(wc.dataset)
+        checkpoint=lambda wc: f"models/localisation/{WSOL_RUN}/model.pt".format(
+            dataset=wc.dataset, **wsol_figure_run(wc)
         ),
     output:
         heatmaps=report("results/localisation/figures/{dataset}/heatmaps.png", category="3. Localisation (paper §4)"),
@@ -169,10 +141,10 @@ rule localisation_figures:
         **stage_params(
             localisation_stage.figures,
             dataset=lambda wc: wc.dataset,
-            backbone=lambda wc: wsol_figure_run(wc.dataset)["backbone"],
-            adl=lambda wc: wsol_figure_run(wc.dataset)["adl"] == "adl",
-            seed=lambda wc: wsol_figure_run(wc.dataset)["seed"],
-            settings=lambda wc: wsol_settings(LOCALISATION, wc.dataset, wsol_figure_run(wc.dataset)["backbone"]),
+            backbone=lambda wc: wsol_figure_run(wc)["backbone"],
+            adl=lambda wc: wsol_figure_run(wc)["adl"] == "adl",
+            seed=lambda wc: wsol_figure_run(wc)["seed"],
+            settings=lambda wc: grid.wsol_figure_settings(config, wc.dataset),
             device=DEVICE,
         ),
     log:
@@ -184,4 +156,5 @@ rule localisation_figures:
 rule localisation_all:
     input:
         rules.localisation_gather.output,
-        wsol_figures(),
+        # plain paths (report.smk takes them): expanding the rule's output objects fails under a storage provider
+        figures=expand(WSOL_FIGURES, dataset=WSOL_DATASETS, figure=["heatmaps", "threshold_curves"]),

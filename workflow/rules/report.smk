@@ -14,7 +14,7 @@ rule report:
             rules.classification_summary.output.imbalance_figure,
         ],
         localisation=rules.localisation_gather.output.metrics,
-        localisation_figures=wsol_figures(),
+        localisation_figures=rules.localisation_all.input.figures,
     output:
         markdown="results/report.md",
         html=report("results/report.html", category="Reproduction report",

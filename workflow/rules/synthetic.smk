@@ -3,49 +3,19 @@ from softmax_mi.stages import synthetic as synthetic_stage
 SYNTHETIC = config["synthetic"]
 
 
-def synthetic_settings():
-    """(task, dim, balance) triples of the configured grid."""
-    settings = [
-        ("gaussian", dim, balance)
-        for dim in SYNTHETIC["gaussian"]["dims"]
-        for balance in SYNTHETIC["gaussian"]["class_counts"]
-    ]
-    if SYNTHETIC["uniform"]["enabled"]:
-        settings.append(("uniform", 1, "balanced"))
-    return settings
-
-
-def synthetic_estimators(dim):
-    # scikit-learn's mutual_info_classif estimates per-feature MI: it answers the joint question only for d = 1.
-    return [name for name in SYNTHETIC["estimators"] if name != "sklearn_knn" or dim == 1]
-
-
 def synthetic_task(wildcards):
-    """The task definition a job needs, from its wildcards."""
-    if wildcards.task == "uniform":
-        counts = [SYNTHETIC["uniform"]["n_per_class"]] * SYNTHETIC["uniform"]["n_classes"]
-        return {"kind": "uniform", "dim": 1, "class_counts": counts}
-    return {
-        "kind": "gaussian",
-        "dim": int(wildcards.dim),
-        "class_counts": SYNTHETIC["gaussian"]["class_counts"][wildcards.balance],
-        "mean_unit": SYNTHETIC["gaussian"]["mean_unit"],
-    }
-
-
-def estimator_settings(wildcards):
-    section = SYNTHETIC["neural"] if wildcards.estimator in ("softmax", "pc_softmax", "mine", "infonce", "nwj") else {}
-    return {**section, **SYNTHETIC.get(wildcards.estimator, {})}
+    """The job's task definition (the grid: softmax_mi.grid)."""
+    return grid.synthetic_task(config, wildcards.task, wildcards.dim, wildcards.balance)
 
 
 SETTING = "{task}/d{dim}-{balance}"
 
 wildcard_constraints:
-    task="gaussian|uniform",
+    task=registry.alternatives(registry.SYNTHETIC_TASKS),
     dim=r"\d+",
-    balance="balanced|imbalanced",
+    balance=registry.alternatives(registry.BALANCES),
     seed=r"\d+",
-    estimator="|".join(["softmax", "pc_softmax", "mine", "infonce", "nwj", "knn", "sklearn_knn"]),
+    estimator=registry.alternatives(registry.ESTIMATORS),
 
 
 rule synthetic_sample:
@@ -91,13 +61,13 @@ rule synthetic_estimate:
         rows=f"results/synthetic/runs/{SETTING}/{{estimator}}.parquet",
     threads: RESOURCES["synthetic_estimate"]["threads"]
     resources:
-        **job_resources("synthetic_estimate", gpu_when=lambda wc: wc.estimator not in ("knn", "sklearn_knn")),
+        **job_resources("synthetic_estimate", gpu_when=lambda wc: wc.estimator in registry.NEURAL_ESTIMATORS),
     params:
         **stage_params(
             synthetic_stage.estimate,
             task=synthetic_task,
             estimator=lambda wc: wc.estimator,
-            settings=estimator_settings,
+            settings=lambda wc: grid.estimator_settings(config, wc.estimator),
             seeds=SEEDS,
             device=DEVICE,
         ),
@@ -111,8 +81,7 @@ rule synthetic_gather:
     input:
         rows=[
             f"results/synthetic/runs/{task}/d{dim}-{balance}/{estimator}.parquet"
-            for task, dim, balance in synthetic_settings()
-            for estimator in synthetic_estimators(dim)
+            for task, dim, balance, estimator in grid.synthetic_jobs(config)
         ],
     output:
         table="results/synthetic/mi_estimates.parquet",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from softmax_mi import registry
 from softmax_mi.models.gap_cnn import GapCNN
 
-BACKBONES = ("gap_cnn", "vgg16_gap", "resnet50")
+BACKBONES = registry.WSOL_BACKBONES  # the names build_backbone builds, listed once
 
 
 def build_backbone(

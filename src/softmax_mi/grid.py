@@ -1,0 +1,211 @@
+"""The experiment grid: which jobs the workflow runs and the settings each one gets, from the validated parameters.
+
+Torch-free (the Snakefile imports it at parse time). Every function takes the validated ``params`` (Snakemake's
+``config``) and, where a job is meant, its wildcards' values as plain arguments, and returns plain data; the rule
+files turn it into paths and print the notices it returns. Names come from :mod:`softmax_mi.registry`.
+Each job's settings are only the part of ``params`` that job depends on: Snakemake records them, so changing one
+setting reruns exactly the jobs that use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from softmax_mi import registry
+from softmax_mi.data.mnist import fashion_mnist_folder
+from softmax_mi.data.raw import DATASETS as RAW_DATASETS
+from softmax_mi.data.raw import notice, raw_source, switch
+from softmax_mi.params import deep_merge
+
+Params = Mapping[str, Any]
+
+# ------------------------------------------------------------------------------------ synthetic (docs/paper.md §2)
+
+
+def synthetic_settings(params: Params) -> list[tuple[str, int, str]]:
+    """(task, dim, balance) of every configured synthetic setting."""
+    synthetic = params["synthetic"]
+    settings = [("gaussian", dim, balance) for dim in synthetic["gaussian"]["dims"]
+                for balance in synthetic["gaussian"]["class_counts"]]
+    if synthetic["uniform"]["enabled"]:
+        settings.append(("uniform", 1, "balanced"))
+    return settings
+
+
+def synthetic_estimators(params: Params, dim: int) -> list[str]:
+    """The configured estimators that apply at dimension ``dim``."""
+    # scikit-learn's mutual_info_classif estimates per-feature MI: it answers the joint question only for d = 1.
+    return [name for name in params["synthetic"]["estimators"] if name != "sklearn_knn" or dim == 1]
+
+
+def synthetic_jobs(params: Params) -> list[tuple[str, int, str, str]]:
+    """(task, dim, balance, estimator) of every estimation job, settings first."""
+    return [(task, dim, balance, estimator) for task, dim, balance in synthetic_settings(params)
+            for estimator in synthetic_estimators(params, dim)]
+
+
+def synthetic_task(params: Params, task: str, dim: int | str, balance: str) -> dict[str, Any]:
+    """The definition of one synthetic task (softmax_mi.data.synthetic) from a job's wildcards."""
+    synthetic = params["synthetic"]
+    if task == "uniform":
+        counts = [synthetic["uniform"]["n_per_class"]] * synthetic["uniform"]["n_classes"]
+        return {"kind": "uniform", "dim": 1, "class_counts": counts}
+    return {
+        "kind": "gaussian",
+        "dim": int(dim),
+        "class_counts": synthetic["gaussian"]["class_counts"][balance],
+        "mean_unit": synthetic["gaussian"]["mean_unit"],
+    }
+
+
+def estimator_settings(params: Params, estimator: str) -> dict[str, Any]:
+    """One estimator's settings: the shared `neural` training settings (neural estimators) + its own section."""
+    synthetic = params["synthetic"]
+    shared = synthetic["neural"] if estimator in registry.NEURAL_ESTIMATORS else {}
+    return {**shared, **synthetic.get(estimator, {})}
+
+
+# ------------------------------------------------------------------------------- classification (docs/paper.md §3)
+
+
+def cls_datasets(params: Params) -> tuple[list[str], str | None]:
+    """The MNIST-family datasets in use and a notice when Fashion-MNIST is asked for but its IDX files are absent
+    (it is then left out)."""
+    classification = params["classification"]
+    wanted = set(classification["faithful"]["datasets"]) | set(classification["standard"]["datasets"])
+    message = None
+    if "fashion_mnist" in wanted and fashion_mnist_folder(classification["fashion_mnist_dir"]) is None:
+        message = ("classification: Fashion-MNIST IDX files not found (apt-get install dataset-fashion-mnist, or set "
+                   "classification.fashion_mnist_dir / $SOFTMAX_MI_FASHION_MNIST); skipping Fashion-MNIST.")
+        wanted.discard("fashion_mnist")
+    return sorted(wanted), message
+
+
+def cls_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str, str]]:
+    """(dataset, setting, loss) of every MNIST-family training job; ``datasets``: those in use (cls_datasets)."""
+    faithful, standard = params["classification"]["faithful"], params["classification"]["standard"]
+    jobs = [
+        (dataset, f"faithful-{setting}", loss)
+        for dataset in faithful["datasets"] if dataset in datasets
+        for setting in faithful["settings"]
+        for loss in faithful["losses"]
+    ]
+    jobs += [
+        (dataset, f"{profile}-r{ratio:g}", loss)
+        for dataset in standard["datasets"] if dataset in datasets
+        for profile in standard["profiles"]
+        for ratio in standard["ratios"]
+        for loss in standard["losses"]
+    ]
+    return jobs
+
+
+def cls_seeds(params: Params, setting: str) -> list[int]:
+    """Faithful: the setting's own seed list (null: `seeds`); standard: the first n of `seeds`."""
+    classification = params["classification"]
+    if setting.startswith("faithful-"):
+        return classification["faithful"]["seeds"][setting.removeprefix("faithful-")] or params["seeds"]
+    return params["seeds"][: classification["standard"]["n_seeds"]]
+
+
+def loss_options(params: Params, loss: str, *, drw_epoch: int | None = None) -> dict[str, Any]:
+    """Only the `classification` sections ``loss`` reads (so changing one loss's option retrains only that loss).
+
+    ``drw_epoch``: a part's own LDAM-DRW re-weighting epoch (CUB's), replacing the MNIST one of `ldam_drw`."""
+    classification = params["classification"]
+    options = {key: classification[key] for key in registry.LOSS_OPTIONS.get(loss, ())}
+    if drw_epoch is not None and "ldam_drw" in options:
+        options["ldam_drw"] = {key: value for key, value in options["ldam_drw"].items() if key != "drw_epoch"}
+        options["drw_epoch"] = drw_epoch
+    return options
+
+
+def cub_head_jobs(params: Params, cub_runs: bool) -> list[tuple[str, str]]:
+    """(setting, loss) of every CUB linear-head job; none when CUB is not available."""
+    if not cub_runs:
+        return []
+    cub = params["classification"]["cub"]
+    return [(setting, loss) for setting in cub["settings"] for loss in cub["losses"]]
+
+
+def cls_gather_runs(params: Params, datasets: list[str], cub_runs: bool) -> list[tuple[str, str, str]]:
+    """(dataset, setting, loss) of every run whose rows the classification tables gather: MNIST's, then CUB's."""
+    return cls_jobs(params, datasets) + [("cub", setting, loss) for setting, loss in cub_head_jobs(params, cub_runs)]
+
+
+# ----------------------------------------------------------------------------- user datasets (CUB, Tiny-ImageNet)
+
+
+def dataset_settings(params: Params, name: str) -> dict[str, Any]:
+    """The settings a prepared dataset depends on (the switch and the file names only choose the input)."""
+    section = params["datasets"][name]
+    return {key: value for key, value in section.items() if key not in ("enabled", "archive", "folder")}
+
+
+def datasets_found(params: Params, availability: Mapping[str, tuple[bool, str | None]]) -> dict[str, dict[str, Any]]:
+    """What the manifest records per dataset: whether its rules run, the notice, the raw source found."""
+    return {name: {"run": run, "notice": message, "source": str(raw_source(params, name) or "")}
+            for name, (run, message) in availability.items()}
+
+
+def dataset_unavailable(params: Params, name: str) -> str:
+    """Why a user dataset's rules do not run: switched off, or the notice saying what to put where."""
+    if switch(params["datasets"][name]["enabled"]) == "off":
+        return f"{RAW_DATASETS[name].title} is switched off (params.yaml datasets.{name}.enabled)"
+    return notice(params, name)
+
+
+# ----------------------------------------------------------------------------- localisation (docs/paper.md §4)
+
+
+def wsol_settings(section: Mapping[str, Any], dataset: str, backbone: str | None = None) -> dict[str, Any]:
+    """The ``localisation`` settings of one dataset (and backbone): ``overrides[dataset]`` then
+    ``overrides[dataset/backbone]`` merged over the section; the result has no ``overrides`` key."""
+    overrides = section.get("overrides") or {}
+    settings = {key: value for key, value in section.items() if key != "overrides"}
+    for key in (dataset, f"{dataset}/{backbone}" if backbone else None):
+        if key in overrides:
+            settings = deep_merge(settings, overrides[key])
+    return settings
+
+
+def wsol_datasets(params: Params, dataset_runs: Mapping[str, bool]) -> list[str]:
+    """The embedded dataset, then each user dataset whose rules run (``dataset_runs``: name -> runs)."""
+    return [params["localisation"]["data"]["name"]] + [name for name in registry.USER_DATASETS if dataset_runs[name]]
+
+
+def wsol_runs(params: Params, dataset: str) -> list[tuple[str, str]]:
+    """(backbone, adl tag) pairs of one dataset's grid; the tag is ``adl`` or ``noadl``."""
+    settings = wsol_settings(params["localisation"], dataset)
+    return [(backbone, "adl" if adl else "noadl") for backbone in settings["backbones"] for adl in settings["adl"]]
+
+
+def wsol_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str, str, int]]:
+    """(dataset, backbone, adl tag, seed) of every WSOL training (and evaluation) job."""
+    return [(dataset, backbone, adl, seed) for dataset in datasets for backbone, adl in wsol_runs(params, dataset)
+            for seed in params["seeds"]]
+
+
+def wsol_train_settings(params: Params, dataset: str, backbone: str) -> dict[str, Any]:
+    """The part of the settings that training depends on (so changing e.g. the methods does not retrain)."""
+    settings = wsol_settings(params["localisation"], dataset, backbone)
+    return {key: settings[key] for key in ("adl_settings", "pretrained", "input_size", "gap_cnn", "training")}
+
+
+def wsol_evaluate_settings(params: Params, dataset: str, backbone: str) -> dict[str, Any]:
+    """Every setting but the data recipe and the figure's."""
+    settings = wsol_settings(params["localisation"], dataset, backbone)
+    return {key: value for key, value in settings.items() if key not in ("data", "figure_images")}
+
+
+def wsol_figure_run(params: Params, dataset: str) -> dict[str, Any]:
+    """The run whose maps and τ the figure shows: the dataset's first backbone / ADL setting, first listed seed
+    (the stage gets this seed explicitly and reads the τ of this run only)."""
+    backbone, adl = wsol_runs(params, dataset)[0]
+    return {"backbone": backbone, "adl": adl, "seed": params["seeds"][0]}
+
+
+def wsol_figure_settings(params: Params, dataset: str) -> dict[str, Any]:
+    """The settings of the figure's run (its dataset and backbone)."""
+    return wsol_settings(params["localisation"], dataset, wsol_figure_run(params, dataset)["backbone"])
