@@ -47,9 +47,12 @@ def _dry_run_jobs(workdir) -> Iterator[dict]:
 
 def _job_seeds(entry: str, kw: dict) -> Iterator[tuple[tuple, int]]:
     """(what the seed is for, the seed) of every seed a job derives, through the stages' own functions."""
-    if entry in ("softmax_mi.stages.synthetic:sample", "softmax_mi.stages.synthetic:truth"):
-        purpose = entry.rpartition(":")[2]
-        yield (purpose, json.dumps(kw["task"], sort_keys=True), kw["seed"]), synthetic.task_seed(kw["seed"], purpose,
+    if entry == "softmax_mi.stages.synthetic:sample":
+        for seed in kw["seeds"]:
+            yield ("sample", json.dumps(kw["task"], sort_keys=True), seed), synthetic.task_seed(seed, "sample",
+                                                                                                 kw["task"])
+    elif entry == "softmax_mi.stages.synthetic:truth":
+        yield ("truth", json.dumps(kw["task"], sort_keys=True), kw["seed"]), synthetic.task_seed(kw["seed"], "truth",
                                                                                                   kw["task"])
     elif entry == "softmax_mi.stages.synthetic:estimate":
         for seed in kw["seeds"]:

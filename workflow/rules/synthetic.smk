@@ -1,5 +1,6 @@
 # Paper §2 (E1–E3): sample tasks with known MI → one estimate per (task, dim, balance, estimator, seed) → tables.
 from softmax_mi.stages import synthetic as synthetic_stage
+
 SYNTHETIC = config["synthetic"]
 
 
@@ -18,18 +19,20 @@ wildcard_constraints:
     estimator=registry.alternatives(registry.ESTIMATORS),
 
 
+# One job per setting draws every seed's data (each seed's draw depends on its seed and the task only): the seeds
+# share one process start instead of paying one each.
 rule synthetic_sample:
     output:
-        data=f"data/synthetic/{SETTING}/seed{{seed}}.parquet",
+        data=expand(f"data/synthetic/{SETTING}/seed{{seed}}.parquet", seed=SEEDS, allow_missing=True),
     params:
         **stage_params(
             synthetic_stage.sample,
             task=synthetic_task,
             test_ratio=SYNTHETIC["test_ratio"],
-            seed=lambda wc: int(wc.seed),
+            seeds=SEEDS,
         ),
     log:
-        f"logs/synthetic/{SETTING}/sample-seed{{seed}}.log",
+        f"logs/synthetic/{SETTING}/sample.log",
     shell:
         STAGE
 

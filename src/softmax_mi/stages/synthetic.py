@@ -66,19 +66,27 @@ def task_seed(seed: int, purpose: str, task: dict, *labels: str) -> int:
     return derive_seed(seed, purpose, *labels, task)
 
 
-def sample(*, task: dict, test_ratio: float, seed: int, outputs: dict) -> None:
-    """Draw a training set with the configured class counts and a fresh test set (counts × test_ratio)."""
+def sample(*, task: dict, test_ratio: float, seeds: list[int], outputs: dict) -> None:
+    """Per seed, draw a training set with the configured class counts and a fresh test set (counts × test_ratio);
+    ``outputs["data"]`` lists one file per seed, in the order of ``seeds``. Each seed's draw depends on that seed
+    and the task only, so one job per task costs one process start, not one per seed."""
     problem = make_task(task)
-    rng = np.random.default_rng(task_seed(seed, "sample", task))
-    parts = []
-    for split, counts in (("train", problem.class_counts), ("test", held_out_counts(problem.class_counts, test_ratio))):
-        x, y = problem.sample(counts, rng)
-        frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
-        frame.insert(0, "y", y.astype(np.int64))
-        frame.insert(0, "split", split)
-        parts.append(frame)
-    write_table(pd.concat(parts, ignore_index=True), outputs["data"])
-    log.info("sampled %s: train %s, test %s", task, problem.class_counts, held_out_counts(problem.class_counts, test_ratio))
+    paths = outputs["data"]
+    if len(paths) != len(seeds):
+        raise ValueError(f"sample: {len(paths)} output files for {len(seeds)} seeds ({paths})")
+    for seed, path in zip(seeds, paths):
+        rng = np.random.default_rng(task_seed(seed, "sample", task))
+        parts = []
+        for split, counts in (("train", problem.class_counts),
+                              ("test", held_out_counts(problem.class_counts, test_ratio))):
+            x, y = problem.sample(counts, rng)
+            frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+            frame.insert(0, "y", y.astype(np.int64))
+            frame.insert(0, "split", split)
+            parts.append(frame)
+        write_table(pd.concat(parts, ignore_index=True), path)
+    log.info("sampled %s, seeds %s: train %s, test %s", task, seeds, problem.class_counts,
+             held_out_counts(problem.class_counts, test_ratio))
 
 
 def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict) -> None:
@@ -111,7 +119,7 @@ def estimate(
     *, task: dict, estimator: str, settings: dict, seeds: list[int], device: str, inputs: dict, outputs: dict
 ) -> None:
     """For each seed: fit one estimator on that seed's training split, evaluate it on its test split; one row each."""
-    data = [inputs["data"]] if isinstance(inputs["data"], str) else inputs["data"]
+    data = inputs["data"]
     if len(data) != len(seeds):
         raise ValueError(f"estimate: {len(data)} data files for {len(seeds)} seeds ({data})")
     reference = read_json(inputs["truth"])
@@ -162,9 +170,7 @@ def estimate_one(
 
 def gather(*, inputs: dict, outputs: dict) -> None:
     """Concatenate the per-run rows into the table users query."""
-    rows = inputs["rows"]
-    rows = [rows] if isinstance(rows, str) else rows
-    table = pd.concat([read_table(path) for path in rows], ignore_index=True)
+    table = pd.concat([read_table(path) for path in inputs["rows"]], ignore_index=True)
     table = table.sort_values(["dataset", "balance", "dim", "estimator", "seed"], ignore_index=True)
     write_table(table, outputs["table"], column_docs=MI_ESTIMATES_COLUMNS, table_doc="one row per synthetic MI run")
 
