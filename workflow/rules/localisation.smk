@@ -113,6 +113,7 @@ rule localisation_gather:
     output:
         metrics="results/localisation/metrics.parquet",
         curves="results/localisation/curves.parquet",
+        summary="results/localisation/summary.parquet",
         json="results/localisation/metrics.json",
     params:
         **stage_params(localisation_stage.gather),

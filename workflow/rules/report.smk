@@ -1,19 +1,19 @@
-# The reproduction report (issue 6): paper numbers beside ours, a verdict per claim computed from the tables,
-# every figure embedded. Inputs are the parts' gathered tables and figures; the report itself reads the results
-# folder, so a part missing from the DAG is reported as "not run" rather than failing the rule.
-from softmax_mi import report as report_stage
+# The reproduction report (issue 6): paper numbers beside ours, a verdict per claim computed from the parts'
+# summaries, every figure embedded. Inputs are the parts' summary tables and figures; the report itself reads the
+# results folder, so a part missing from the DAG is reported as "not run" rather than failing the rule.
+from softmax_mi.report import stage as report_stage
 
 
 rule report:
     input:
-        synthetic=rules.synthetic_gather.output.table,
+        synthetic=rules.synthetic_summary.output.summary,
         synthetic_figure=rules.synthetic_summary.output.figure,
-        classification=rules.classification_gather.output.metrics,
+        classification=rules.classification_summary.output.summary,
         classification_figures=[
             rules.classification_summary.output.per_class_figure,
             rules.classification_summary.output.imbalance_figure,
         ],
-        localisation=rules.localisation_gather.output.metrics,
+        localisation=rules.localisation_gather.output.summary,
         localisation_figures=rules.localisation_all.input.figures,
     output:
         markdown="results/report.md",
@@ -21,7 +21,7 @@ rule report:
                     caption="../report/report.rst"),
         metrics="results/report.json",
     params:
-        **stage_params(report_stage.stage),
+        **stage_params(report_stage.write),
     log:
         "logs/report.log",
     shell:

@@ -34,8 +34,9 @@ from softmax_mi.io import atomic_path, load_checkpoint, read_table, write_json, 
 from softmax_mi.losses import log_pc_softmax, log_prior_from_counts, posthoc_adjusted_logits
 from softmax_mi.models.lenet import StackedLeNet
 from softmax_mi.multirun import RunSpec, SGDConfig, predict_logits, train_runs
-from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, aggregate_provenance, provenance
+from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device
+from softmax_mi.summaries import SEED_COLUMNS, summarise_classification
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ PER_CLASS_COLUMNS = {
 SUMMARY_COLUMNS = {
     **{key: METRICS_COLUMNS[key] for key in ("dataset", "protocol", "setting", "profile", "imbalance_ratio", "loss",
                                               "tau", "split")},
-    "n_seeds": "number of seeds aggregated",
+    **SEED_COLUMNS,
     "micro_acc_mean": "mean micro accuracy over seeds, fraction 0–1",
     "micro_acc_std": "sample std of micro accuracy over seeds, fraction (NaN for one seed)",
     "macro_acc_mean": "mean macro accuracy over seeds, fraction 0–1",
@@ -359,23 +360,6 @@ def gather(*, inputs: dict, outputs: dict) -> None:
         write_table(table, outputs[key], column_docs=columns, table_doc=doc)
 
 
-def summarise_metrics(table: pd.DataFrame) -> pd.DataFrame:
-    keys = ["dataset", "protocol", "setting", "profile", "imbalance_ratio", "loss", "tau", "split"]
-    summary = table.groupby(keys, sort=True, dropna=False).agg(
-        n_seeds=("seed", "nunique"),
-        micro_acc_mean=("micro_acc", "mean"),
-        micro_acc_std=("micro_acc", "std"),
-        macro_acc_mean=("macro_acc", "mean"),
-        macro_acc_std=("macro_acc", "std"),
-        minority_acc_mean=("minority_acc", "mean"),
-        mi_estimate_mean=("mi_estimate", "mean"),
-        mi_softmax_estimate_mean=("mi_softmax_estimate", "mean"),
-        entropy_y=("entropy_y", "first"),
-        **aggregate_provenance(),
-    ).reset_index()
-    return summary[list(SUMMARY_COLUMNS)]
-
-
 def loss_label(loss: str, tau: float) -> str:
     return loss if tau != tau else f"{loss}_tau{tau:g}"  # NaN check
 
@@ -398,7 +382,7 @@ def summarise(*, inputs: dict, outputs: dict) -> None:
     from softmax_mi.plots import plot_accuracy_vs_imbalance, plot_per_class_accuracy
 
     table = read_table(inputs["metrics"])
-    summary = summarise_metrics(table)
+    summary = summarise_classification(table)[list(SUMMARY_COLUMNS)]
     write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="classification, mean over seeds")
     write_json(headline_metrics(summary), outputs["metrics_json"])
     plot_per_class_accuracy(read_table(inputs["per_class"]), outputs["per_class_figure"])

@@ -21,8 +21,9 @@ import pandas as pd
 
 from softmax_mi.data import wsol
 from softmax_mi.io import atomic_path, load_checkpoint, read_json, read_table, write_json, write_table
-from softmax_mi.provenance import PROVENANCE_COLUMNS, provenance
+from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
+from softmax_mi.summaries import LOCALISATION_KEYS, SEED_COLUMNS, summarise_localisation
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ CURVES_COLUMNS = {
     "threshold": "τ on the min-max normalised map, fraction of its range",
     "value": "box accuracy at (τ, δ): fraction of images with IoU ≥ δ, 0–1",
     **PROVENANCE_COLUMNS,
+}
+
+SUMMARY_COLUMNS = {
+    **{key: METRICS_COLUMNS[key] for key in LOCALISATION_KEYS},
+    **SEED_COLUMNS,
+    "mean": "mean of value over seeds, fraction 0–1",
+    "std": "sample standard deviation of value over seeds, fraction (NaN for one seed)",
+    **AGGREGATE_PROVENANCE_COLUMNS,
 }
 
 
@@ -179,6 +188,9 @@ def gather(*, inputs: dict, outputs: dict) -> None:
                 table_doc="WSOL metrics, one row per run × method × protocol × split × metric")
     write_table(curves, outputs["curves"], column_docs=CURVES_COLUMNS,
                 table_doc="WSOL box accuracy vs τ, per run × method × split × box rule × δ")
+    write_table(summarise_localisation(metrics)[list(SUMMARY_COLUMNS)], outputs["summary"],
+                column_docs=SUMMARY_COLUMNS, table_doc="WSOL metrics, mean over seeds per run × method × protocol "
+                "× split × metric × δ")
     summaries = [read_json(p) for p in ([inputs["summaries"]] if isinstance(inputs["summaries"], str)
                                         else inputs["summaries"])]
     write_json({"localisation": headline_metrics(metrics),

@@ -15,8 +15,9 @@ import pandas as pd
 
 from softmax_mi.data.synthetic import entropy, held_out_counts, make_task
 from softmax_mi.io import read_json, read_table, write_json, write_table
-from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, aggregate_provenance, provenance
+from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
+from softmax_mi.summaries import SEED_COLUMNS, summarise_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ SUMMARY_COLUMNS = {
     "dim": MI_ESTIMATES_COLUMNS["dim"],
     "balance": MI_ESTIMATES_COLUMNS["balance"],
     "estimator": MI_ESTIMATES_COLUMNS["estimator"],
-    "n_seeds": "number of seeds aggregated",
+    "n_seeds": SEED_COLUMNS["n_seeds"],
+    "seed_list": SEED_COLUMNS["seed_list"],
+    "n_classes": MI_ESTIMATES_COLUMNS["n_classes"],
     "mi_true": MI_ESTIMATES_COLUMNS["mi_true"],
     "entropy_y": MI_ESTIMATES_COLUMNS["entropy_y"],
     "mean": "mean of mi_estimate over seeds, nats",
@@ -175,25 +178,6 @@ def gather(*, inputs: dict, outputs: dict) -> None:
     write_table(table, outputs["table"], column_docs=MI_ESTIMATES_COLUMNS, table_doc="one row per synthetic MI run")
 
 
-def summarise_estimates(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, spread, bias and RMSE per (task, dim, balance, estimator)."""
-    keys = ["dataset", "dim", "balance", "estimator"]
-    table = table.assign(squared_error=(table["mi_estimate"] - table["mi_true"]) ** 2)
-    summary = table.groupby(keys, sort=True).agg(
-        n_seeds=("seed", "nunique"),
-        mi_true=("mi_true", "first"),
-        entropy_y=("entropy_y", "first"),
-        mean=("mi_estimate", "mean"),
-        std=("mi_estimate", "std"),
-        mean_seconds=("seconds", "mean"),
-        mean_squared_error=("squared_error", "mean"),
-        **aggregate_provenance(),
-    ).reset_index()
-    summary["bias"] = summary["mean"] - summary["mi_true"]
-    summary["rmse"] = np.sqrt(summary["mean_squared_error"])
-    return summary[list(SUMMARY_COLUMNS)]
-
-
 def headline_metrics(summary: pd.DataFrame) -> dict:
     """Small nested mapping for `dvc metrics show`: bias and RMSE per setting and estimator."""
     metrics: dict = {}
@@ -221,7 +205,7 @@ def summarise(*, inputs: dict, outputs: dict) -> None:
     from softmax_mi.io import atomic_path
     from softmax_mi.plots import plot_mi_vs_truth
 
-    summary = summarise_estimates(read_table(inputs["table"]))
+    summary = summarise_synthetic(read_table(inputs["table"]))[list(SUMMARY_COLUMNS)]
     write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="synthetic MI, per setting")
     write_json(headline_metrics(summary), outputs["metrics"])
     if "plot_data" in outputs:
