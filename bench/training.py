@@ -1,6 +1,6 @@
 """Benchmark: the faithful MNIST sweep (softmax + PC-softmax × seeds, LeNet, SGD lr 0.01 / momentum 0.5, batch 64)
 trained the classic way — a torchvision ``MNIST`` dataset (PIL images, ToTensor + Normalize per sample) behind a
-shuffled ``DataLoader``, one model after the other — against :func:`softmax_mi.multirun.train_runs` (uint8 tensors,
+shuffled ``DataLoader``, one model after the other — against :func:`softmax_mi.multirun.train_stacked` (uint8 tensors,
 every run of the sweep stacked into one model; with 2 cores also one single-threaded process per loss, as the
 pipeline runs its two training jobs side by side). All on the same machine, in one invocation, each reading its
 prepared data from a temporary folder inside the timer: torchvision its IDX files, the stacked path the pipeline's
@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 from softmax_mi.data.mnist import ImageDataset, faithful_split, load_mnist_pickle, write_idx
 from softmax_mi.losses import log_pc_softmax, log_prior_from_counts
-from softmax_mi.models.lenet import LeNet, MNIST_MEAN, MNIST_STD
-from softmax_mi.multirun import RunSpec, SGDConfig, predict_logits, train_runs
-from softmax_mi.stages.classification import run_specs
+from softmax_mi.classification import RunId
+from softmax_mi.models.lenet import LeNet, MNIST_MEAN, MNIST_STD, normalise
+from softmax_mi.multirun import RunSpec, SGDConfig, init_models, predict_logits, run_specs, train_stacked
 
 LOSSES = ("softmax", "pc_softmax")
 
@@ -57,7 +57,7 @@ def sweep(seeds: list[int], epochs: int) -> list[RunSpec]:
 
 
 def classic(root: Path, train_index: np.ndarray, test_index: np.ndarray, runs: list[RunSpec], config: SGDConfig,
-            device: str) -> dict[str, float]:
+            device: str) -> dict[RunId, float]:
     """One model at a time, the way the original script (and the PyTorch MNIST example) trains."""
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
@@ -92,7 +92,7 @@ def classic(root: Path, train_index: np.ndarray, test_index: np.ndarray, runs: l
             for x, y in DataLoader(test_set, batch_size=1000):
                 logits.append(model(x.to(device)).cpu())
                 labels.append(y)
-        results[run.name] = macro_accuracy(torch.cat(logits), torch.cat(labels))
+        results[run.id] = macro_accuracy(torch.cat(logits), torch.cat(labels))
     return results
 
 
@@ -100,25 +100,27 @@ def classic(root: Path, train_index: np.ndarray, test_index: np.ndarray, runs: l
 
 
 def stacked(arrays: Path, train_index: np.ndarray, test_index: np.ndarray, runs: list[RunSpec], config: SGDConfig,
-            device: str) -> dict[str, float]:
+            device: str) -> dict[RunId, float]:
     """Every run at once, as one stacked model (what the pipeline's training jobs do)."""
     data = ImageDataset.load(arrays)
     images, labels = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    model, _ = train_runs(images[train_index], labels[train_index], runs, config, device=device)
-    logits = predict_logits(model, images[test_index]).cpu()
-    return {run.name: macro_accuracy(logits[g], labels[test_index]) for g, run in enumerate(runs)}
+    model = init_models(runs)
+    train_stacked(model, images[train_index], labels[train_index], runs, config, n_classes=10, transform=normalise,
+                  device=device)
+    logits = predict_logits(model, images[test_index], transform=normalise).cpu()
+    return {run.id: macro_accuracy(logits[g], labels[test_index]) for g, run in enumerate(runs)}
 
 
 # ------------------------------------------------------------------------------------------ processes
 
 
-def _one_thread(args) -> dict[str, float]:
+def _one_thread(args) -> dict[RunId, float]:
     method, *method_args = args
     torch.set_num_threads(1)
     return method(*method_args)
 
 
-def per_loss_processes(method, source, train_index, test_index, runs, config, device) -> dict[str, float]:
+def per_loss_processes(method, source, train_index, test_index, runs, config, device) -> dict[RunId, float]:
     """``method`` in one single-threaded process per loss, side by side: the pipeline's two training jobs (so the
     stacked numbers are the pipeline's, bit for bit), or two classic loops sharing the cores the same way."""
     import multiprocessing
@@ -149,10 +151,10 @@ def timed(function, *args):
     return time.perf_counter() - started, cpu_seconds() - cpu_started, result
 
 
-def summary(results: dict[str, float]) -> str:
+def summary(results: dict[RunId, float]) -> str:
     parts = []
     for loss in LOSSES:
-        values = [100 * v for k, v in results.items() if k.startswith(loss + "/")]
+        values = [100 * v for k, v in results.items() if k.loss == loss]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         parts.append(f"{loss} {statistics.mean(values):.2f}±{spread:.2f}")
     return ", ".join(parts)

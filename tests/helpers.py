@@ -59,3 +59,23 @@ def tiny_training_data(n: int = 320, seed: int = 0):
     images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
     labels = torch.cat([torch.arange(10).repeat(3), torch.randint(0, 10, (n - 30,), generator=generator)])
     return images, labels
+
+
+def run_spec(loss: str, init_seed: int, order_seed: int, *, tau: float | None = None, seed: int = 0, **training):
+    """A :class:`~softmax_mi.multirun.RunSpec` of a test run (``tau`` counts only for logit_adjusted, default 1)."""
+    from softmax_mi.classification import RunId
+    from softmax_mi.multirun import RunSpec
+
+    tau = (1.0 if tau is None else tau) if loss == "logit_adjusted" else None
+    return RunSpec(RunId("test", "test", loss, tau, seed), init_seed, order_seed, **training)
+
+
+def train_lenets(images, labels, runs, config, checkpoint=None):
+    """The MNIST job's training (stacked LeNets, uint8 images normalised per batch): (model, history)."""
+    from softmax_mi.models.lenet import normalise
+    from softmax_mi.multirun import init_models, train_stacked
+
+    model = init_models(runs)
+    history = train_stacked(model, images, labels, runs, config, n_classes=10, transform=normalise,
+                            checkpoint=checkpoint)
+    return model, history

@@ -1,16 +1,20 @@
-"""PC-softmax classification: loss equivalences, the stacked multi-run trainer, resume, and the smoke pipeline."""
+"""PC-softmax classification: loss equivalences, the stacked multi-run trainer (LeNets and linear heads), resume,
+the run identity through checkpoints and tables, and the smoke pipeline."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from helpers import tiny_training_data
-from softmax_mi.io import column_descriptions
+from helpers import run_spec, tiny_training_data, train_lenets
+from softmax_mi.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS, RunId, runs_of_checkpoint
+from softmax_mi.classification_metrics import TrainedJob
+from softmax_mi.io import column_descriptions, read_table, write_table
 from softmax_mi.losses import (
     class_balanced_weights,
     classification_loss,
@@ -20,9 +24,17 @@ from softmax_mi.losses import (
     pc_softmax_loss,
     posthoc_adjusted_logits,
 )
-from softmax_mi.models import LeNet, StackedLeNet
+from softmax_mi.models import LeNet, StackedLeNet, StackedLinear
 from softmax_mi.models.lenet import normalise
-from softmax_mi.multirun import RunSpec, SGDConfig, StackedLoss, predict_logits, train_runs
+from softmax_mi.multirun import (
+    SGDConfig,
+    StackedLoss,
+    last_train_loss,
+    predict_logits,
+    run_specs,
+    save_runs,
+    train_stacked,
+)
 
 COUNTS = torch.tensor([300, 3000, 300, 3000, 300, 3000, 300, 3000, 300, 3000])
 
@@ -64,8 +76,7 @@ def test_long_tail_helpers():
 @pytest.mark.parametrize("loss", ["softmax", "pc_softmax", "logit_adjusted", "class_balanced", "ldam_drw"])
 def test_stacked_loss_matches_each_library_loss(loss):
     torch.manual_seed(1)
-    runs = [RunSpec("a", loss, 0, 0, tau=1.5, beta=0.99, ldam_scale=2.0, drw_epoch=2),
-            RunSpec("b", "softmax", 0, 0)]
+    runs = [run_spec(loss, 0, 0, tau=1.5, beta=0.99, ldam_scale=2.0, drw_epoch=2), run_spec("softmax", 0, 0)]
     logits = torch.randn(2, 32, 10, dtype=torch.float64)
     target = torch.randint(0, 10, (2, 32))
     stacked = StackedLoss(runs, COUNTS)
@@ -96,7 +107,7 @@ def _train_one_by_one(images, labels, run, config, counts):
     net = LeNet()
     optimiser = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum)
     generator = torch.Generator().manual_seed(run.order_seed)
-    loss_fn = classification_loss(run.loss, counts, tau=run.tau, beta=run.beta, drw_epoch=run.drw_epoch)
+    loss_fn = classification_loss(run.loss, counts, tau=run.tau or 1.0, beta=run.beta, drw_epoch=run.drw_epoch)
     for epoch in range(1, config.epochs + 1):
         order = torch.randperm(len(labels), generator=generator)
         for begin in range(0, len(labels), config.batch_size):
@@ -111,39 +122,151 @@ def _train_one_by_one(images, labels, run, config, counts):
 def test_batched_training_equals_separate_runs():
     images, labels = tiny_training_data()
     counts = torch.bincount(labels, minlength=10)
-    runs = [RunSpec("s", "softmax", 1, 11), RunSpec("p", "pc_softmax", 2, 12),
-            RunSpec("l", "ldam_drw", 3, 13, drw_epoch=2)]
+    runs = [run_spec("softmax", 1, 11), run_spec("pc_softmax", 2, 12), run_spec("ldam_drw", 3, 13, drw_epoch=2)]
     config = SGDConfig(epochs=2, batch_size=64)
-    stacked, history = train_runs(images, labels, runs, config)
+    stacked, history = train_lenets(images, labels, runs, config)
     assert len(history) == 2 * len(runs) and all(math.isfinite(h["train_loss"]) for h in history)
     for run, model in zip(runs, stacked.to_models()):
         reference = _train_one_by_one(images, labels, run, config, counts)
         for a, b in zip(model.parameters(), reference.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-    logits = predict_logits(stacked, images[:50])
+    logits = predict_logits(stacked, images[:50], transform=normalise)
     assert logits.shape == (3, 50, 10)
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
     images, labels = tiny_training_data(192)
-    runs = [RunSpec("a", "softmax", 5, 6), RunSpec("b", "pc_softmax", 5, 6)]
-    straight, _ = train_runs(images, labels, runs, SGDConfig(epochs=2))
+    runs = [run_spec("softmax", 5, 6), run_spec("pc_softmax", 5, 6)]
+    straight, _ = train_lenets(images, labels, runs, SGDConfig(epochs=2))
     checkpoint = tmp_path / "state.pt"
-    train_runs(images, labels, runs, SGDConfig(epochs=1), checkpoint=checkpoint)  # "interrupted" after epoch 1
+    train_lenets(images, labels, runs, SGDConfig(epochs=1), checkpoint=checkpoint)  # "interrupted" after epoch 1
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 1
-    resumed, history = train_runs(images, labels, runs, SGDConfig(epochs=2), checkpoint=checkpoint)
+    resumed, history = train_lenets(images, labels, runs, SGDConfig(epochs=2), checkpoint=checkpoint)
     assert [h["epoch"] for h in history] == [1, 1, 2, 2]
     for a, b in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(a, b)
     # a checkpoint of other runs is ignored, not resumed
-    _, history = train_runs(images, labels, runs[:1], SGDConfig(epochs=1), checkpoint=checkpoint)
+    _, history = train_lenets(images, labels, runs[:1], SGDConfig(epochs=1), checkpoint=checkpoint)
     assert [h["epoch"] for h in history] == [1]
+
+
+# ------------------------------------------------------------------------------- one trainer, two kinds of model
+
+
+def _train_linear_one_by_one(x, y, run, config, counts):
+    """The classic protocol for one linear head: ``nn.Linear`` initialised from its seed, its own SGD (weight decay
+    on the weight only), the staircase learning rate, its own per-epoch permutation."""
+    head = torch.nn.Linear(x.shape[1], 10)
+    generator = torch.Generator().manual_seed(run.init_seed)
+    bound = 1 / math.sqrt(x.shape[1])
+    with torch.no_grad():
+        head.weight.copy_((torch.rand(10, x.shape[1], generator=generator) * 2 - 1) * bound)
+        head.bias.copy_((torch.rand(10, generator=generator) * 2 - 1) * bound)
+    optimiser = torch.optim.SGD([{"params": [head.weight], "weight_decay": config.weight_decay},
+                                 {"params": [head.bias], "weight_decay": 0.0}], lr=config.lr, momentum=config.momentum)
+    order_generator = torch.Generator().manual_seed(run.order_seed)
+    loss_fn = classification_loss(run.loss, counts, tau=run.tau or 1.0, drw_epoch=run.drw_epoch)
+    for epoch in range(1, config.epochs + 1):
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr_at(epoch)
+        order = torch.randperm(len(y), generator=order_generator)
+        for begin in range(0, len(y), config.batch_size):
+            index = order[begin : begin + config.batch_size]
+            loss = loss_fn(head(x[index]), y[index], epoch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return head
+
+
+HEADS = SGDConfig(epochs=4, batch_size=32, lr=0.05, momentum=0.9, weight_decay=1e-3, lr_decay_epochs=2)
+
+
+def test_the_trainer_trains_linear_heads_as_separate_runs():
+    """The LeNet sweep's trainer, given stacked linear heads: each head as if trained alone with its own SGD
+    (momentum, weight decay on the weight only, staircase learning rate)."""
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(150, 12, generator=generator), torch.arange(150) % 10
+    runs = [run_spec("softmax", 1, 11, seed=1), run_spec("logit_adjusted", 2, 12, tau=2.0),
+            run_spec("ldam_drw", 3, 13, drw_epoch=3)]
+    heads = StackedLinear.from_seeds([run.init_seed for run in runs], 12, 10)
+    history = train_stacked(heads, x, y, runs, HEADS, n_classes=10)
+    assert [h["lr"] for h in history[:: len(runs)]] == [0.05, 0.05, pytest.approx(0.005), pytest.approx(0.005)]
+    logits = predict_logits(heads, x[:7])
+    for g, run in enumerate(runs):
+        reference = _train_linear_one_by_one(x, y, run, HEADS, torch.bincount(y, minlength=10))
+        torch.testing.assert_close(heads.weight[g], reference.weight.T, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(heads.bias[g], reference.bias, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logits[g], reference(x[:7]), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_heads_resume_like_lenets(tmp_path):
+    x, y = torch.randn(96, 8, generator=torch.Generator().manual_seed(1)), torch.arange(96) % 10
+    runs = [run_spec("softmax", 5, 6), run_spec("class_balanced", 5, 6)]
+    straight = StackedLinear.from_seeds([5, 5], 8, 10)
+    train_stacked(straight, x, y, runs, HEADS, n_classes=10)
+    checkpoint = tmp_path / "heads.pt.partial"
+    interrupted = StackedLinear.from_seeds([5, 5], 8, 10)
+    train_stacked(interrupted, x, y, runs, replace(HEADS, epochs=3), n_classes=10, checkpoint=checkpoint)
+    resumed = StackedLinear.from_seeds([5, 5], 8, 10)
+    history = train_stacked(resumed, x, y, runs, HEADS, n_classes=10, checkpoint=checkpoint)
+    assert [h["epoch"] for h in history] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert torch.equal(resumed.weight, straight.weight) and torch.equal(resumed.bias, straight.bias)
+
+
+# ------------------------------------------------------------------------------------------------ run identity
+
+
+def test_run_specs_pair_the_losses_of_a_seed():
+    options = {"logit_adjusted": {"taus": [1.0, 2.0]}, "ldam_drw": {"max_margin": 0.3}}
+    softmax = run_specs(dataset="mnist", setting="step-r10", loss="softmax", seeds=[0, 1], options=options, epochs=8)
+    adjusted = run_specs(dataset="mnist", setting="step-r10", loss="logit_adjusted", seeds=[0, 1], options=options,
+                         epochs=8)
+    ldam = run_specs(dataset="mnist", setting="step-r10", loss="ldam_drw", seeds=[0], options=options, epochs=8)
+    assert [run.id for run in softmax] == [RunId("mnist", "step-r10", "softmax", None, 0),
+                                           RunId("mnist", "step-r10", "softmax", None, 1)]
+    assert [(run.id.tau, run.id.seed) for run in adjusted] == [(1.0, 0), (1.0, 1), (2.0, 0), (2.0, 1)]
+    assert [(r.init_seed, r.order_seed) for r in adjusted[:2]] == [(r.init_seed, r.order_seed) for r in softmax]
+    assert ldam[0].drw_epoch == 7 and ldam[0].ldam_max_margin == 0.3  # the last quarter of 8 epochs
+    assert run_specs(dataset="cub", setting="imbalanced", loss="ldam_drw", seeds=[0], options={}, epochs=30,
+                     drw_epoch=21)[0].drw_epoch == 21
+    with pytest.raises(ValueError, match="tau"):
+        RunId("mnist", "step-r10", "softmax", 1.0, 0)  # a loss without τ has none, not a dummy 1.0
+
+
+def test_run_identity_round_trips_through_a_checkpoint_and_a_table(tmp_path):
+    images, labels = tiny_training_data(96)
+    runs = run_specs(dataset="mnist", setting="faithful-imbalanced", loss="softmax", seeds=[3, 4], options={},
+                     epochs=1)
+    model, history = train_lenets(images, labels, runs, SGDConfig(epochs=1))
+    counts = torch.bincount(labels, minlength=10)
+    save_runs(tmp_path / "model.pt", runs, model, history, counts=counts, seconds=1.0, device="cpu")
+    state = torch.load(tmp_path / "model.pt", weights_only=True)  # plain dicts and tensors only
+    assert state["runs"][0] == {"dataset": "mnist", "setting": "faithful-imbalanced", "loss": "softmax", "tau": None,
+                                "seed": 3}
+    ids = runs_of_checkpoint(state, tmp_path / "model.pt")
+    assert ids == [run.id for run in runs]
+
+    job = TrainedJob(protocol="faithful", profile="step", imbalance_ratio=1.0, train_counts=counts, epochs=1,
+                     train_loss=last_train_loss(state["history"]), train_seconds=1.0, device="cpu",
+                     class_names=[str(c) for c in range(10)], settings={}, posthoc_taus=[0.5])
+    rows, class_rows = job.rows(ids, predict_logits(model, images[:40], transform=normalise), labels[:40], "test")
+    write_table(pd.DataFrame(rows)[list(METRICS_COLUMNS)], tmp_path / "metrics.parquet")
+    write_table(pd.DataFrame(class_rows)[list(PER_CLASS_COLUMNS)], tmp_path / "per_class.parquet")
+    table = read_table(tmp_path / "metrics.parquet")
+    back = [RunId.from_row(row) for row in table.to_dict("records")]
+    assert back == [ids[0], ids[0].posthoc(0.5), ids[1], ids[1].posthoc(0.5)]
+    assert table["tau"].isna().tolist() == [True, False, True, False]
+    per_class = read_table(tmp_path / "per_class.parquet")
+    assert {RunId.from_row(row) for row in per_class.to_dict("records")} == set(back)
+
+    old = {**state, "runs": ["softmax/tau1/seed3", "softmax/tau1/seed4"]}  # as written before run identities
+    with pytest.raises(ValueError, match="older softmax-mi.*delete it and rerun"):
+        runs_of_checkpoint(old, "model.pt")
 
 
 @pytest.mark.slow
 def test_classification_smoke_pipeline(smoke_run):
-    from softmax_mi.stages.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS
-
     folder = smoke_run / "results/classification"
     metrics = pd.read_parquet(folder / "metrics.parquet")
     assert list(metrics.columns) == list(METRICS_COLUMNS)

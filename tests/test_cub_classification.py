@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,11 @@ from softmax_mi.io import read_table, write_json, write_table
 from softmax_mi.losses import log_prior_from_counts
 from softmax_mi.io import file_digest
 from softmax_mi.models.feature_backbones import LITE0_WEIGHTS_SHA256, FrozenBackbone
-from softmax_mi.stages.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS, classification_metrics
-from softmax_mi.stages.cub_classification import HeadConfig, head, head_logits, run_specs, train_heads
+from softmax_mi.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS
+from softmax_mi.classification_metrics import classification_metrics
+from softmax_mi.models.linear import StackedLinear
+from softmax_mi.multirun import HEAD_RECIPE, predict_logits, run_specs, train_stacked
+from softmax_mi.stages.cub_classification import head
 
 
 def imagenet_names() -> list[str]:
@@ -102,27 +106,39 @@ def imbalanced_features(seed=0, k=10, dim=16, minority=30, majority=300, test=30
     return x_train, y_train, x_test, y_test
 
 
-SMALL = HeadConfig(epochs=4, lr_decay_epochs=3)
+SMALL = replace(HEAD_RECIPE, epochs=4, lr_decay_epochs=3)
+
+
+def cub_runs(loss, seeds, drw_epoch=3):
+    return run_specs(dataset="cub", setting="imbalanced", loss=loss, seeds=seeds, options={}, epochs=4,
+                     drw_epoch=drw_epoch)
+
+
+def train_heads(x, y, runs, config, k):
+    """The CUB job's training: one linear head per run on the features, by the LeNet sweep's trainer."""
+    heads = StackedLinear.from_seeds([run.init_seed for run in runs], x.shape[1], k)
+    history = train_stacked(heads, x, y, runs, config, n_classes=k)
+    return heads.weight.detach(), heads.bias.detach(), history, heads
 
 
 def test_head_training_is_deterministic_for_a_seed():
     x, y, _, _ = imbalanced_features(minority=10, majority=40)
-    runs = run_specs(setting="imbalanced", loss="pc_softmax", seeds=[0], options={}, drw_epoch=3)
-    w1, b1, h1 = train_heads(x, y, runs, SMALL, 10)
-    w2, b2, h2 = train_heads(x, y, runs, SMALL, 10)
-    assert torch.equal(w1, w2) and torch.equal(b1, b2) and h1 == h2
-    other = run_specs(setting="imbalanced", loss="pc_softmax", seeds=[1], options={}, drw_epoch=3)
-    assert not torch.equal(train_heads(x, y, other, SMALL, 10)[0], w1)
+    runs = cub_runs("pc_softmax", [0])
+    w1, b1, h1, _ = train_heads(x, y, runs, SMALL, 10)
+    w2, b2, h2, _ = train_heads(x, y, runs, SMALL, 10)
+    assert torch.equal(w1, w2) and torch.equal(b1, b2)
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in h1] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in h2]
+    assert not torch.equal(train_heads(x, y, cub_runs("pc_softmax", [1]), SMALL, 10)[0], w1)
 
 
 def test_stacked_heads_equal_separate_runs():
     """Training the seeds × losses of a sweep together changes no run (momentum and weight decay included)."""
     x, y, _, _ = imbalanced_features(minority=10, majority=40)
-    runs = [*run_specs(setting="imbalanced", loss="softmax", seeds=[0, 1], options={}, drw_epoch=3),
-            *run_specs(setting="imbalanced", loss="ldam_drw", seeds=[0], options={}, drw_epoch=3)]
-    together, bias, _ = train_heads(x, y, runs, SMALL, 10)
+    runs = [*cub_runs("softmax", [0, 1]), *cub_runs("ldam_drw", [0])]
+    together, bias, _, _ = train_heads(x, y, runs, SMALL, 10)
     for g, run in enumerate(runs):
-        alone, alone_bias, _ = train_heads(x, y, [run], SMALL, 10)
+        alone, alone_bias, _, _ = train_heads(x, y, [run], SMALL, 10)
         assert torch.allclose(together[g], alone[0], atol=1e-5) and torch.allclose(bias[g], alone_bias[0], atol=1e-5)
 
 
@@ -131,9 +147,9 @@ def test_pc_softmax_head_lifts_macro_accuracy_on_imbalanced_features():
     counts = torch.bincount(y_train, minlength=10)
     macro = {}
     for loss in ("softmax", "pc_softmax"):
-        runs = run_specs(setting="imbalanced", loss=loss, seeds=[0, 1, 2], options={}, drw_epoch=5)
-        weight, bias, _ = train_heads(x_train, y_train, runs, HeadConfig(epochs=6, lr_decay_epochs=4), 10)
-        logits = head_logits(weight, bias, x_test)
+        runs = cub_runs(loss, [0, 1, 2], drw_epoch=5)
+        *_, heads = train_heads(x_train, y_train, runs, replace(HEAD_RECIPE, epochs=6, lr_decay_epochs=4), 10)
+        logits = predict_logits(heads, x_test)
         macro[loss] = np.mean([classification_metrics(logits[g], y_test, log_prior_from_counts(counts), counts)[0]
                                ["macro_acc"] for g in range(len(runs))])
     assert macro["pc_softmax"] >= macro["softmax"] + 0.03, macro  # ≈ +9 points measured (6,000 test samples)

@@ -13,10 +13,11 @@ import pytest
 import torch
 import yaml
 
-from helpers import make_workdir, snakemake, tiny_training_data
-from softmax_mi.multirun import RunSpec, SGDConfig, train_runs
+from helpers import make_workdir, run_spec, snakemake, tiny_training_data, train_lenets
+from softmax_mi.classification import setting_seed
+from softmax_mi.multirun import SGDConfig, run_specs
 from softmax_mi.runtime import derive_seed
-from softmax_mi.stages import classification, localisation, synthetic
+from softmax_mi.stages import localisation, synthetic
 
 # ----------------------------------------------------------------------------------------------- derive_seed
 
@@ -59,15 +60,14 @@ def _job_seeds(entry: str, kw: dict) -> Iterator[tuple[tuple, int]]:
             key = ("estimate", kw["estimator"], json.dumps(kw["task"], sort_keys=True), seed)
             yield key, synthetic.task_seed(seed, "estimate", kw["task"], kw["estimator"])
     elif entry == "softmax_mi.stages.classification:split":
-        yield ("split", kw["dataset"], kw["setting"], kw["seed"]), classification.setting_seed(
+        yield ("split", kw["dataset"], kw["setting"], kw["seed"]), setting_seed(
             kw["seed"], "split", kw["dataset"], kw["setting"])
     elif entry == "softmax_mi.stages.classification:train":
-        runs = classification.run_specs(dataset=kw["dataset"], setting=kw["setting"], loss=kw["loss"],
-                                        seeds=kw["seeds"], options=kw["options"], epochs=kw["training"]["epochs"])
+        runs = run_specs(dataset=kw["dataset"], setting=kw["setting"], loss=kw["loss"], seeds=kw["seeds"],
+                         options=kw["options"], epochs=kw["training"]["epochs"])
         for run in runs:  # every loss of a setting shares its seed's init and order (a paired comparison)
-            seed = int(run.name.rpartition("seed")[2])
-            yield ("init", kw["dataset"], kw["setting"], seed), run.init_seed
-            yield ("order", kw["dataset"], kw["setting"], seed), run.order_seed
+            yield ("init", kw["dataset"], kw["setting"], run.id.seed), run.init_seed
+            yield ("order", kw["dataset"], kw["setting"], run.id.seed), run.order_seed
     elif entry in ("softmax_mi.stages.localisation:train", "softmax_mi.stages.localisation:evaluate"):
         purpose = "wsol_" + entry.rpartition(":")[2]
         yield (purpose, kw["dataset"], kw["backbone"], kw["adl"], kw["seed"]), localisation.wsol_seed(
@@ -93,7 +93,7 @@ def test_every_setting_of_the_default_and_paper_runs_gets_its_own_seed(tmp_path,
 
 
 # LDAM-DRW's reweighting epoch depends on the epoch count (3/4 of it): the case the old resume got wrong
-RUNS = [RunSpec("a", "ldam_drw", 5, 6, drw_epoch=2), RunSpec("b", "softmax", 7, 8)]
+RUNS = [run_spec("ldam_drw", 5, 6, drw_epoch=2), run_spec("softmax", 7, 8)]
 
 
 def _assert_same_model(a, b):
@@ -103,11 +103,11 @@ def _assert_same_model(a, b):
 
 def test_a_checkpoint_past_the_requested_epochs_is_discarded(tmp_path, caplog):
     images, labels = tiny_training_data(192)
-    straight, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2))
+    straight, _ = train_lenets(images, labels, RUNS, SGDConfig(epochs=2))
     checkpoint = tmp_path / "model.pt.partial"
-    train_runs(images, labels, RUNS, SGDConfig(epochs=3), checkpoint=checkpoint)  # killed after epoch 3 of 5, say
+    train_lenets(images, labels, RUNS, SGDConfig(epochs=3), checkpoint=checkpoint)  # killed after epoch 3 of 5, say
     with caplog.at_level(logging.WARNING, logger="softmax_mi.multirun"):
-        model, history = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
+        model, history = train_lenets(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
     assert max(h["epoch"] for h in history) == 2
     _assert_same_model(model, straight)
     assert "holds epoch 3, but 2 epoch(s) are asked for" in caplog.text
@@ -116,8 +116,8 @@ def test_a_checkpoint_past_the_requested_epochs_is_discarded(tmp_path, caplog):
 def test_a_checkpoint_of_the_last_epoch_finishes_without_training(tmp_path):
     images, labels = tiny_training_data(192)
     checkpoint = tmp_path / "model.pt.partial"
-    first, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)  # killed before the save
-    again, history = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
+    first, _ = train_lenets(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)  # killed before the save
+    again, history = train_lenets(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
     assert [h["epoch"] for h in history] == [1, 1, 2, 2]
     _assert_same_model(first, again)
 
@@ -142,10 +142,10 @@ def _damaged_files(good: bytes) -> dict[str, bytes]:
 def test_an_unreadable_checkpoint_is_discarded_and_named(tmp_path, caplog, damage):
     images, labels = tiny_training_data(192)
     checkpoint = tmp_path / "model.pt.partial"
-    straight, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
+    straight, _ = train_lenets(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
     checkpoint.write_bytes(_damaged_files(checkpoint.read_bytes())[damage])
     with caplog.at_level(logging.WARNING, logger="softmax_mi.multirun"):
-        model, _ = train_runs(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
+        model, _ = train_lenets(images, labels, RUNS, SGDConfig(epochs=2), checkpoint=checkpoint)
     _assert_same_model(model, straight)
     assert str(checkpoint) in caplog.text and "training from scratch" in caplog.text
     assert "weights_only=False" not in caplog.text  # never advise loading untrusted pickles

@@ -1,11 +1,13 @@
-"""Train the independent runs of a sweep (losses × seeds) together, as one stacked LeNet.
+"""Train the independent runs of a sweep (losses × τ × seeds) together, as one stacked model: G LeNets on MNIST
+(docs/paper.md §3.1) or G linear heads on cached CUB features (§3.2), with one trainer, :func:`train_stacked`.
 
 Each run keeps exactly its own protocol: its own initialisation (a plain :class:`~softmax_mi.models.LeNet` built
-under its ``init_seed``), its own data order (one permutation per epoch from a generator seeded with its
-``order_seed``, consecutive minibatches of ``batch_size``, the last one short — what ``DataLoader(shuffle=True)``
-does), its own loss, and SGD with momentum, which is element-wise, so one optimiser over the stacked parameters
-equals one optimiser per run. The summed objective Σ_g loss_g has, for run g's parameters, exactly the gradient of
-loss_g. Only the shape of the work changes: every layer is one grouped convolution or batched matmul for all runs.
+under its ``init_seed``, or a head initialised as ``nn.Linear`` from it), its own data order (one permutation per
+epoch from a generator seeded with its ``order_seed``, consecutive minibatches of ``batch_size``, the last one
+short — what ``DataLoader(shuffle=True)`` does), its own loss, and SGD with momentum and weight decay, which are
+element-wise, so one optimiser over the stacked parameters equals one optimiser per run. The summed objective
+Σ_g loss_g has, for run g's parameters, exactly the gradient of loss_g. Only the shape of the work changes: every
+layer is one grouped convolution or batched matmul for all runs.
 
 All the losses of :data:`softmax_mi.losses.CLASSIFICATION_LOSSES` are cross-entropies of shifted, scaled, weighted
 logits, so they are evaluated for every run at once:
@@ -22,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from softmax_mi.classification import RunId, default_drw_epoch, setting_seed
 from softmax_mi.io import CheckpointError, atomic_path, load_checkpoint
 from softmax_mi.losses import (
     CLASSIFICATION_LOSSES,
@@ -36,20 +39,18 @@ from softmax_mi.losses import (
     ldam_margins,
     log_prior_from_counts,
 )
-from softmax_mi.models.lenet import LeNet, StackedLeNet, normalise
+from softmax_mi.models.lenet import LeNet, StackedLeNet
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run of a sweep."""
+    """One training run of a sweep: its identity and everything its training depends on."""
 
-    name: str
-    loss: str
+    id: RunId
     init_seed: int
     order_seed: int
-    tau: float = 1.0
     beta: float = 0.9999
     ldam_max_margin: float = 0.5
     ldam_scale: float = 1.0
@@ -59,15 +60,63 @@ class RunSpec:
         if self.loss not in CLASSIFICATION_LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; use one of {', '.join(CLASSIFICATION_LOSSES)}")
 
+    @property
+    def loss(self) -> str:
+        return self.id.loss
+
+    @property
+    def tau(self) -> float | None:
+        return self.id.tau
+
+
+def run_specs(*, dataset: str, setting: str, loss: str, seeds: Sequence[int], options: dict, epochs: int,
+              drw_epoch: int | None = None) -> list[RunSpec]:
+    """The runs of one training job: every (τ, seed) of ``loss``. ``options``: the loss options of params.yaml
+    (``logit_adjusted.taus``, ``class_balanced.beta``, ``ldam_drw.{max_margin, scale}``); ``drw_epoch`` (LDAM-DRW)
+    defaults to the last quarter of ``epochs``. Init / order seeds depend on (seed, dataset, setting), not on the
+    loss (a paired comparison)."""
+    taus = options.get("logit_adjusted", {}).get("taus", [1.0]) if loss == "logit_adjusted" else [None]
+    ldam = options.get("ldam_drw", {})
+    return [
+        RunSpec(
+            id=RunId(dataset, setting, loss, None if tau is None else float(tau), seed),
+            init_seed=setting_seed(seed, "init", dataset, setting),
+            order_seed=setting_seed(seed, "order", dataset, setting),
+            beta=float(options.get("class_balanced", {}).get("beta", 0.9999)),
+            ldam_max_margin=float(ldam.get("max_margin", 0.5)),
+            ldam_scale=float(ldam.get("scale", 1.0)),
+            drw_epoch=default_drw_epoch(epochs) if drw_epoch is None else int(drw_epoch),
+        )
+        for tau in taus
+        for seed in seeds
+    ]
+
 
 @dataclass(frozen=True)
 class SGDConfig:
-    """The original MNIST protocol: SGD lr 0.01, momentum 0.5, batch 64, 8 epochs (docs/paper.md §3.1)."""
+    """SGD with momentum, L2 weight decay on the weights (never the biases, as TF-slim's ``weights_regularizer``)
+    and a staircase decay of the learning rate every ``lr_decay_epochs`` epochs (``None``: constant).
+
+    The defaults are the original MNIST protocol: lr 0.01, momentum 0.5, batch 64, 8 epochs (docs/paper.md §3.1);
+    :data:`HEAD_RECIPE` is the original CUB head's (§3.2)."""
 
     epochs: int = 8
     batch_size: int = 64
     lr: float = 0.01
     momentum: float = 0.5
+    weight_decay: float = 0.0
+    lr_decay_epochs: int | None = None
+    lr_decay_factor: float = 0.1
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 1)."""
+        if self.lr_decay_epochs is None:
+            return self.lr
+        return self.lr * self.lr_decay_factor ** ((epoch - 1) // self.lr_decay_epochs)
+
+
+HEAD_RECIPE = SGDConfig(epochs=30, momentum=0.9, weight_decay=4e-5, lr_decay_epochs=10, lr_decay_factor=0.1)
+"""The original CUB head recipe (docs/paper.md §3.2); the epochs come from params (B9)."""
 
 
 class StackedLoss:
@@ -81,7 +130,8 @@ class StackedLoss:
         ones = torch.ones(k)
         for run in runs:
             cb = class_balanced_weights(counts, run.beta)
-            shift.append({"pc_softmax": log_prior, "logit_adjusted": run.tau * log_prior}.get(run.loss, torch.zeros(k)))
+            shift.append(log_prior if run.loss == "pc_softmax" else run.tau * log_prior if run.loss == "logit_adjusted"
+                         else torch.zeros(k))
             scale.append(run.ldam_scale if run.loss == "ldam_drw" else 1.0)
             margin.append(ldam_margins(counts, run.ldam_max_margin) if run.loss == "ldam_drw" else torch.zeros(k))
             weight_early.append(cb if run.loss == "class_balanced" else ones)
@@ -118,12 +168,21 @@ def init_models(runs: Sequence[RunSpec], n_classes: int = 10) -> StackedLeNet:
     return StackedLeNet.from_models(models)
 
 
-def _checkpoint_meta(runs: Sequence[RunSpec], config: SGDConfig, images: torch.Tensor, labels: torch.Tensor) -> dict:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on the weights only, never on the biases (parameters whose name ends in ``bias``)."""
+    named = list(model.named_parameters())
+    return [
+        {"params": [p for name, p in named if not name.endswith("bias")], "weight_decay": weight_decay},
+        {"params": [p for name, p in named if name.endswith("bias")], "weight_decay": 0.0},
+    ]
+
+
+def _checkpoint_meta(runs: Sequence[RunSpec], config: SGDConfig, inputs: torch.Tensor, labels: torch.Tensor) -> dict:
     """What a checkpoint must match to be resumed: the runs (incl. LDAM-DRW's ``drw_epoch``, which depends on the
     epoch count), the optimiser settings and the training data. Not the epoch count itself: nothing before the last
     epoch depends on it otherwise, so a checkpoint of epoch e ≤ ``epochs`` continues exactly (see ``_resume``)."""
     settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
-    digest = hashlib.sha256(labels.cpu().numpy().tobytes() + images.cpu().numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(labels.cpu().numpy().tobytes() + inputs.cpu().numpy().tobytes()).hexdigest()[:16]
     return {"runs": [asdict(r) for r in runs], "config": settings, "n_train": len(labels), "data": digest}
 
 
@@ -153,60 +212,66 @@ def _resumable(checkpoint: Path, meta: dict, epochs: int, device: str) -> dict |
     return state
 
 
-def train_runs(
-    images: torch.Tensor,
+def train_stacked(
+    model: torch.nn.Module,
+    inputs: torch.Tensor,
     labels: torch.Tensor,
     runs: Sequence[RunSpec],
-    config: SGDConfig = SGDConfig(),
+    config: SGDConfig,
     *,
-    n_classes: int = 10,
+    n_classes: int,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str = "cpu",
     checkpoint: str | Path | None = None,
-) -> tuple[StackedLeNet, list[dict]]:
-    """Train every run on (``images`` uint8 N × 28 × 28, ``labels``); return the stacked model and per-epoch logs.
+) -> list[dict]:
+    """Train the G runs of ``model`` (G stacked models: input G × B × …, output logits G × B × K) on (``inputs``,
+    ``labels``), each on its own minibatches; return the per-epoch, per-run log. ``transform`` maps a batch of
+    ``inputs`` to the model's input (e.g. :func:`~softmax_mi.models.lenet.normalise` for uint8 images). The model is
+    trained in place (moved to ``device``) and left in eval mode.
 
     With ``checkpoint``, the full state (weights, momentum buffers, data-order generators, history) is written
     atomically after every epoch, and a checkpoint found at the start is resumed from only when that gives exactly
     the uninterrupted result (same runs, settings and data, at most ``config.epochs`` epochs done); any other file
     there (stale, damaged, foreign) is discarded with a warning.
     """
-    images = images.to(device)
-    labels = labels.to(device)
+    inputs, labels = inputs.to(device), labels.to(device)
     n = len(labels)
-    counts = torch.bincount(labels.cpu(), minlength=n_classes)
-    objective = StackedLoss(runs, counts, device)
-    model = init_models(runs, n_classes).to(device)
-    optimiser = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    objective = StackedLoss(runs, torch.bincount(labels.cpu(), minlength=n_classes), device)
+    model.to(device)
+    optimiser = torch.optim.SGD(param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum)
     generators = [torch.Generator().manual_seed(run.order_seed) for run in runs]
     history: list[dict] = []
     start_epoch = 1
-    meta = _checkpoint_meta(runs, config, images, labels)
-    state = _resumable(Path(checkpoint), meta, config.epochs, device) if checkpoint is not None else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        for generator, gen_state in zip(generators, state["generators"]):
-            generator.set_state(gen_state.cpu())
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        log.info("resumed %s after epoch %d of %d", checkpoint, start_epoch - 1, config.epochs)
+    if checkpoint is not None:
+        meta = _checkpoint_meta(runs, config, inputs, labels)
+        state = _resumable(Path(checkpoint), meta, config.epochs, device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            for generator, gen_state in zip(generators, state["generators"]):
+                generator.set_state(gen_state.cpu())
+            history = list(state["history"])
+            start_epoch = int(state["epoch"]) + 1
+            log.info("resumed %s after epoch %d of %d", checkpoint, start_epoch - 1, config.epochs)
     for epoch in range(start_epoch, config.epochs + 1):
         started, cpu_started = time.perf_counter(), time.process_time()
         model.train()
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr_at(epoch)
         order = torch.stack([torch.randperm(n, generator=gen) for gen in generators]).to(device)  # G × N
         total = torch.zeros(len(runs), device=device, dtype=torch.float64)
         for begin in range(0, n, config.batch_size):
-            index = order[:, begin : begin + config.batch_size]  # G × b
-            x = normalise(images[index])  # G × b × 28 × 28
-            y = labels[index]
-            losses = objective.per_run(model(x), y, epoch)
+            index = order[:, begin : begin + config.batch_size]  # G × b: each run its own minibatch
+            x = inputs[index] if transform is None else transform(inputs[index])
+            losses = objective.per_run(model(x), labels[index], epoch)
             optimiser.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            losses.sum().backward()  # Σ_g loss_g: run g's parameters get exactly the gradient of loss_g
             optimiser.step()
             total += losses.detach().double() * index.shape[1]
         seconds = time.perf_counter() - started
         history += [
-            {"run": run.name, "epoch": epoch, "train_loss": float(total[g] / n), "seconds": seconds}
+            {"run": run.id.as_dict(), "epoch": epoch, "train_loss": float(total[g] / n), "lr": config.lr_at(epoch),
+             "seconds": seconds}
             for g, run in enumerate(runs)
         ]
         log.info("epoch %d/%d in %.1f s (%.1f s CPU); mean train loss %.4f", epoch, config.epochs, seconds,
@@ -223,16 +288,44 @@ def train_runs(
             with atomic_path(checkpoint) as tmp:
                 torch.save(state, tmp)
     model.eval()
-    return model, history
+    return history
+
+
+def save_runs(path: str | Path, runs: Sequence[RunSpec], model: torch.nn.Module, history: list[dict], *,
+              counts: torch.Tensor, seconds: float, device: str, **extra) -> None:
+    """Write a trained job atomically, loadable with ``weights_only=True``: each run's identity as a plain dict
+    (``runs``, read back with :func:`softmax_mi.classification.runs_of_checkpoint`), the stacked weights, the
+    training log, the training class counts and ``extra`` entries."""
+    state = {
+        "runs": [run.id.as_dict() for run in runs],
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "history": history,
+        "seconds": seconds,
+        "device": device,
+        "counts": counts,
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def last_train_loss(history: Sequence[dict]) -> dict[RunId, float]:
+    """Each run's training objective over the last epoch of a :func:`train_stacked` log."""
+    last = max(h["epoch"] for h in history)
+    return {RunId.from_dict(h["run"]): h["train_loss"] for h in history if h["epoch"] == last}
 
 
 @torch.no_grad()
-def predict_logits(model: StackedLeNet, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Every run's logits on the same images: G × N × K (float32, on the images' device)."""
+def predict_logits(model: torch.nn.Module, inputs: torch.Tensor, *,
+                   transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   batch_size: int = 1000) -> torch.Tensor:
+    """Every run's logits on the same inputs: G × N × K (float32, on the model's device); ``model`` has
+    ``n_models`` (G) stacked runs."""
     model.eval()
     device = next(model.parameters()).device
     parts = []
-    for begin in range(0, len(images), batch_size):
-        x = normalise(images[begin : begin + batch_size].to(device))
-        parts.append(model(x[None].expand(model.n_models, *x.shape)))
+    for begin in range(0, len(inputs), batch_size):
+        x = inputs[begin : begin + batch_size].to(device)
+        x = x if transform is None else transform(x)
+        parts.append(model(x[None].expand(model.n_models, *x.shape)))  # every run sees the same inputs
     return torch.cat(parts, dim=1)

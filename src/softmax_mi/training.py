@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from softmax_mi.estimators.base import LabeledSample
+from softmax_mi.samples import LabeledSample
 from softmax_mi.runtime import progress
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ _LOCATIONS = {
     "GapCNN": "gap_cnn",
     "LeNet": "lenet",
     "StackedLeNet": "lenet",
+    "StackedLinear": "linear",
     "MLP": "mlp",
     "ResNet50GAP": "resnet",
     "VGG16GAP": "vgg",
