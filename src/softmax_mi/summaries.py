@@ -74,3 +74,62 @@ def summarise_localisation(table: pd.DataFrame) -> pd.DataFrame:
     """WSOL (``metrics``): mean ± std of ``value`` over seeds per (run, method, protocol, split, metric, IoU δ),
     every split (the faithful splits too)."""
     return over_seeds(table, LOCALISATION_KEYS, mean=("value", "mean"), std=("value", "std"))
+
+
+# ------------------------------------------------------------------ headline metrics (`dvc metrics show`) and plots
+
+
+def synthetic_headline(summary: pd.DataFrame) -> dict:
+    """Bias and RMSE (nats) per synthetic setting and estimator, from the synthetic summary."""
+    metrics: dict = {}
+    for row in summary.itertuples(index=False):
+        setting = f"{row.dataset}_d{row.dim}_{row.balance}"
+        metrics.setdefault(setting, {})[row.estimator] = {"bias": round(float(row.bias), 4),
+                                                          "rmse": round(float(row.rmse), 4)}
+    return metrics
+
+
+def synthetic_plot_data(summary: pd.DataFrame) -> pd.DataFrame:
+    """Wide table for `dvc plots show`: one row per d of the Gaussian task, the mean estimate of each estimator and
+    the truth per label prior, as columns `<balance>_<estimator>` / `<balance>_truth` (nats)."""
+    gauss = summary[summary["dataset"] == "gaussian"]
+    wide = gauss.pivot_table(index="dim", columns=["balance", "estimator"], values="mean")
+    wide.columns = [f"{balance}_{estimator}" for balance, estimator in wide.columns]
+    truth = gauss.drop_duplicates(["balance", "dim"]).pivot(index="dim", columns="balance", values="mi_true")
+    truth.columns = [f"{balance}_truth" for balance in truth.columns]
+    return truth.join(wide).round(5).reset_index()
+
+
+def classification_headline(summary: pd.DataFrame) -> dict:
+    """Test macro/micro accuracy and MI read-out per dataset, setting and loss (τ in the name), from the
+    classification summary."""
+    metrics: dict = {}
+    for row in summary[summary["split"] == "test"].itertuples(index=False):
+        label = row.loss if np.isnan(row.tau) else f"{row.loss}_tau{row.tau:g}"
+        metrics.setdefault(row.dataset, {}).setdefault(row.setting, {})[label] = {
+            "macro_acc": round(float(row.macro_acc_mean), 4),
+            "micro_acc": round(float(row.micro_acc_mean), 4),
+            "mi_estimate": round(float(row.mi_estimate_mean), 4),
+            "n_seeds": int(row.n_seeds),
+        }
+    return metrics
+
+
+LOCALISATION_HEADLINE = {("classification", "top1_acc"), ("paper", "gt_known_loc"), ("paper", "top1_loc"),
+                         ("maxboxacc", "gt_known_loc"), ("maxboxacc_v2", "maxboxacc_v2")}
+
+
+def localisation_headline(summary: pd.DataFrame) -> dict:
+    """Test mean ± std over seeds of the headline WSOL metrics per dataset/backbone[-adl] and method, from the
+    localisation summary."""
+    metrics: dict = {}
+    for row in summary[summary["split"] == "test"].itertuples(index=False):
+        if (row.protocol, row.metric) not in LOCALISATION_HEADLINE:
+            continue
+        run = f"{row.dataset}/{row.backbone}{'-adl' if row.adl else ''}"
+        metrics.setdefault(run, {}).setdefault(row.method, {})[f"{row.protocol}.{row.metric}"] = {
+            "mean": round(float(row.mean), 4),
+            "std": None if np.isnan(row.std) else round(float(row.std), 4),
+            "n_seeds": int(row.n_seeds),
+        }
+    return metrics

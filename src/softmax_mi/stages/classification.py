@@ -22,7 +22,7 @@ from softmax_mi.data.mnist import FASHION_CLASSES, ImageDataset
 from softmax_mi.io import load_checkpoint, read_table, write_json, write_table
 from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS
 from softmax_mi.runtime import resolve_device
-from softmax_mi.summaries import SEED_COLUMNS, summarise_classification
+from softmax_mi.summaries import SEED_COLUMNS, classification_headline, summarise_classification
 
 if TYPE_CHECKING:
     import torch
@@ -162,30 +162,12 @@ def gather(*, inputs: dict, outputs: dict) -> None:
         write_table(table, outputs[key], column_docs=columns, table_doc=doc)
 
 
-def loss_label(loss: str, tau: float) -> str:
-    return loss if tau != tau else f"{loss}_tau{tau:g}"  # NaN check
-
-
-def headline_metrics(summary: pd.DataFrame) -> dict:
-    """Small nested mapping for ``dvc metrics show``: test macro/micro accuracy (%) per setting and loss."""
-    metrics: dict = {}
-    for row in summary[summary["split"] == "test"].itertuples(index=False):
-        entry = metrics.setdefault(row.dataset, {}).setdefault(row.setting, {})
-        entry[loss_label(row.loss, row.tau)] = {
-            "macro_acc": round(float(row.macro_acc_mean), 4),
-            "micro_acc": round(float(row.micro_acc_mean), 4),
-            "mi_estimate": round(float(row.mi_estimate_mean), 4),
-            "n_seeds": int(row.n_seeds),
-        }
-    return metrics
-
-
 def summarise(*, inputs: dict, outputs: dict) -> None:
     from softmax_mi.plots import plot_accuracy_vs_imbalance, plot_per_class_accuracy
 
     table = read_table(inputs["metrics"])
     summary = summarise_classification(table)[list(SUMMARY_COLUMNS)]
     write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="classification, mean over seeds")
-    write_json(headline_metrics(summary), outputs["metrics_json"])
+    write_json(classification_headline(summary), outputs["metrics_json"])
     plot_per_class_accuracy(read_table(inputs["per_class"]), outputs["per_class_figure"])
     plot_accuracy_vs_imbalance(summary, outputs["imbalance_figure"])

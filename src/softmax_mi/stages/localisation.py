@@ -13,7 +13,6 @@ Torch-using library modules are imported inside the stage functions: the Snakefi
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from softmax_mi.data import wsol
 from softmax_mi.io import atomic_path, load_checkpoint, read_json, read_table, write_json, write_table
 from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
-from softmax_mi.summaries import LOCALISATION_KEYS, SEED_COLUMNS, summarise_localisation
+from softmax_mi.summaries import LOCALISATION_KEYS, SEED_COLUMNS, localisation_headline, summarise_localisation
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +66,6 @@ SUMMARY_COLUMNS = {
     "std": "sample standard deviation of value over seeds, fraction (NaN for one seed)",
     **AGGREGATE_PROVENANCE_COLUMNS,
 }
-
-
-def _run_name(backbone: str, adl: bool) -> str:
-    return f"{backbone}{'-adl' if adl else ''}"
 
 
 def wsol_seed(seed: int, purpose: str, dataset: str, backbone: str, adl: bool) -> int:
@@ -149,53 +144,22 @@ def evaluate(*, dataset: str, backbone: str, adl: bool, settings: dict, seed: in
 
 
 # ---------------------------------------------------------------------------------------------- gather + summary
-def summarise_metrics(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds of every test metric."""
-    keys = ["dataset", "backbone", "adl", "method", "protocol", "metric", "iou"]
-    test = table[table["split"] == "test"]
-    return (test.groupby(keys, dropna=False, sort=True)["value"]
-            .agg(mean="mean", std="std", n_seeds="count").reset_index())
-
-
-def headline_metrics(table: pd.DataFrame) -> dict:
-    """Small nested mapping for `dvc metrics show`: test means over seeds."""
-    summary = summarise_metrics(table)
-    wanted = {("classification", "top1_acc"), ("paper", "gt_known_loc"), ("paper", "top1_loc"),
-              ("maxboxacc", "gt_known_loc"), ("maxboxacc_v2", "maxboxacc_v2")}
-    out: dict = {}
-    for row in summary.itertuples(index=False):
-        if (row.protocol, row.metric) not in wanted:
-            continue
-        run = f"{row.dataset}/{_run_name(row.backbone, row.adl)}"
-        out.setdefault(run, {}).setdefault(row.method, {})[f"{row.protocol}.{row.metric}"] = {
-            "mean": round(float(row.mean), 4),
-            "std": round(float(row.std), 4) if not math.isnan(row.std) else None,
-            "n_seeds": int(row.n_seeds),
-        }
-    return out
-
-
 def gather(*, inputs: dict, outputs: dict) -> None:
-    def concat(paths):
-        paths = [paths] if isinstance(paths, str) else paths
-        return pd.concat([read_table(p) for p in paths], ignore_index=True)
-
-    metrics = concat(inputs["metrics"]).sort_values(
+    """The runs' metrics and curves in one table each, their summary over seeds, and the headline metrics."""
+    metrics = pd.concat([read_table(p) for p in inputs["metrics"]], ignore_index=True).sort_values(
         ["dataset", "backbone", "adl", "method", "protocol", "split", "metric", "iou", "seed"], ignore_index=True
     )
-    curves = concat(inputs["curves"])
+    curves = pd.concat([read_table(p) for p in inputs["curves"]], ignore_index=True)
     write_table(metrics, outputs["metrics"], column_docs=METRICS_COLUMNS,
                 table_doc="WSOL metrics, one row per run × method × protocol × split × metric")
     write_table(curves, outputs["curves"], column_docs=CURVES_COLUMNS,
                 table_doc="WSOL box accuracy vs τ, per run × method × split × box rule × δ")
-    write_table(summarise_localisation(metrics)[list(SUMMARY_COLUMNS)], outputs["summary"],
-                column_docs=SUMMARY_COLUMNS, table_doc="WSOL metrics, mean over seeds per run × method × protocol "
-                "× split × metric × δ")
-    summaries = [read_json(p) for p in ([inputs["summaries"]] if isinstance(inputs["summaries"], str)
-                                        else inputs["summaries"])]
-    write_json({"localisation": headline_metrics(metrics),
-                "training_seconds_mean": round(float(np.mean([s["seconds"] for s in summaries])), 1)},
-               outputs["json"])
+    summary = summarise_localisation(metrics)[list(SUMMARY_COLUMNS)]
+    write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="WSOL metrics, mean over seeds "
+                "per run × method × protocol × split × metric × δ")
+    training_seconds = [read_json(p)["seconds"] for p in inputs["summaries"]]
+    write_json({"localisation": localisation_headline(summary),
+                "training_seconds_mean": round(float(np.mean(training_seconds)), 1)}, outputs["json"])
 
 
 # ------------------------------------------------------------------------------------------------------- figures

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from softmax_mi.data.synthetic import entropy, held_out_counts, make_task
-from softmax_mi.io import read_json, read_table, write_json, write_table
+from softmax_mi.io import atomic_path, read_json, read_table, write_json, write_table
 from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
-from softmax_mi.summaries import SEED_COLUMNS, summarise_synthetic
+from softmax_mi.summaries import SEED_COLUMNS, summarise_synthetic, synthetic_headline, synthetic_plot_data
 
 log = logging.getLogger(__name__)
 
@@ -178,37 +178,14 @@ def gather(*, inputs: dict, outputs: dict) -> None:
     write_table(table, outputs["table"], column_docs=MI_ESTIMATES_COLUMNS, table_doc="one row per synthetic MI run")
 
 
-def headline_metrics(summary: pd.DataFrame) -> dict:
-    """Small nested mapping for `dvc metrics show`: bias and RMSE per setting and estimator."""
-    metrics: dict = {}
-    for row in summary.itertuples(index=False):
-        setting = f"{row.dataset}_d{row.dim}_{row.balance}"
-        metrics.setdefault(setting, {})[row.estimator] = {
-            "bias": round(float(row.bias), 4),
-            "rmse": round(float(row.rmse), 4),
-        }
-    return metrics
-
-
-def plot_data(summary: pd.DataFrame) -> pd.DataFrame:
-    """Wide table for `dvc plots show`: one row per d of the Gaussian task, the mean estimate of each estimator and
-    the truth per label prior, as columns `<balance>_<estimator>` / `<balance>_truth` (nats)."""
-    gauss = summary[summary["dataset"] == "gaussian"]
-    wide = gauss.pivot_table(index="dim", columns=["balance", "estimator"], values="mean")
-    wide.columns = [f"{balance}_{estimator}" for balance, estimator in wide.columns]
-    truth = gauss.drop_duplicates(["balance", "dim"]).pivot(index="dim", columns="balance", values="mi_true")
-    truth.columns = [f"{balance}_truth" for balance in truth.columns]
-    return truth.join(wide).round(5).reset_index()
-
-
 def summarise(*, inputs: dict, outputs: dict) -> None:
-    from softmax_mi.io import atomic_path
-    from softmax_mi.plots import plot_mi_vs_truth
+    """The summary over seeds, its headline metrics (bias, RMSE), the `dvc plots` data and the MI-vs-truth figure."""
+    from softmax_mi.plots import plot_mi_vs_truth  # matplotlib: imported by the job, not at parse time
 
     summary = summarise_synthetic(read_table(inputs["table"]))[list(SUMMARY_COLUMNS)]
     write_table(summary, outputs["summary"], column_docs=SUMMARY_COLUMNS, table_doc="synthetic MI, per setting")
-    write_json(headline_metrics(summary), outputs["metrics"])
+    write_json(synthetic_headline(summary), outputs["metrics"])
     if "plot_data" in outputs:
         with atomic_path(outputs["plot_data"]) as tmp:
-            plot_data(summary).to_csv(tmp, index=False)
+            synthetic_plot_data(summary).to_csv(tmp, index=False)
     plot_mi_vs_truth(summary, outputs["figure"])
