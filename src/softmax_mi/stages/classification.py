@@ -154,9 +154,7 @@ def gather(*, inputs: dict, outputs: dict) -> None:
         ("metrics", METRICS_COLUMNS, "one row per classification run × evaluation split"),
         ("per_class", PER_CLASS_COLUMNS, "one row per classification run × evaluation split × class"),
     ):
-        paths = inputs[key]
-        paths = [paths] if isinstance(paths, str) else paths
-        table = pd.concat([read_table(p) for p in paths], ignore_index=True)
+        table = pd.concat([read_table(p) for p in inputs[key]], ignore_index=True)
         sort = SORT_KEYS + (["class"] if key == "per_class" else [])
         table = table.sort_values(sort, ignore_index=True, na_position="first")
         write_table(table, outputs[key], column_docs=columns, table_doc=doc)
