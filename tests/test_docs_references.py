@@ -202,3 +202,33 @@ def test_patterns_catch_what_they_should():
     assert slug("3.1 Imbalanced MNIST (E4)") == "31-imbalanced-mnist-e4"
     assert sections("## 3. A\n### 3.1 B\n## Notes\n") == {"3", "3.1"}
     assert BUG_ID.findall("B12 and B13, not B×C nor SHA-256") == ["12", "13"]
+
+
+def _python_names(text: str) -> set[str]:
+    return {name.rstrip(".") for name in re.findall(r"softmax_mi(?:\.[A-Za-z_]\w*)+", text)}
+
+
+def _resolves(name: str) -> bool:
+    """``softmax_mi.a.b.c``: the longest importable module prefix, then attributes for the rest."""
+    import importlib
+
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for attribute in parts[end:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("path", ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))])
+def test_every_module_and_function_the_docs_name_exists(path):
+    """Code moves (e.g. the restructure into library + thin stages): a name the README or docs/ cite must still be
+    importable, else the reader is sent to code that is not there."""
+    missing = sorted(name for name in _python_names((REPO / path).read_text()) if not _resolves(name))
+    assert not missing, f"{path} names {missing}: update the reference to where the code lives now"
