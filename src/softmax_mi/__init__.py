@@ -3,8 +3,35 @@
 Library entry points (usable without the pipeline):
 
 - :mod:`softmax_mi.losses`      softmax / PC-softmax losses in stable log-sum-exp form
+- :mod:`softmax_mi.loss_modules` the same losses as ``nn.Module`` wrappers built from the class counts:
+  ``PCSoftmaxLoss``, ``LogitAdjustedLoss``, ``ClassBalancedLoss``, ``LDAMLoss`` (``nn.CrossEntropyLoss`` is plain
+  softmax); also importable from :mod:`softmax_mi.losses` and from ``softmax_mi`` itself
 - :mod:`softmax_mi.estimators`  MI estimators with one call shape (``fit(train).estimate(test)`` in nats)
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
 """
 
+import importlib
+
 __version__ = "0.1.0"
+
+# Top-level names, imported on first use so that `import softmax_mi` stays torch-free.
+_LOCATIONS = {
+    "ClassBalancedLoss": "loss_modules",
+    "LDAMLoss": "loss_modules",
+    "LogitAdjustedLoss": "loss_modules",
+    "PCSoftmaxLoss": "loss_modules",
+}
+
+__all__ = sorted(_LOCATIONS)
+
+
+def lazy_attribute(package: str, locations: dict[str, str], name: str):
+    """A package's lazy re-export: ``name`` from its submodule ``locations[name]``, imported on first use (the
+    body of a package's module ``__getattr__``; test_dvc_deps reads the ``_LOCATIONS`` dict of each package)."""
+    if name not in locations:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{package}.{locations[name]}"), name)
+
+
+def __getattr__(name: str):
+    return lazy_attribute(__name__, _LOCATIONS, name)

@@ -8,6 +8,10 @@ proportions. PC-softmax ("probability-correct" softmax, the paper's eq. as imple
 so ``-log PC_y`` = cross-entropy on the prior-shifted logits ``f + log π`` minus the constant ``log π_y``:
 PC-softmax training has exactly the gradients of logit adjustment with τ = 1 (Menon et al.) and of Balanced
 Softmax (Ren et al.). Its mean over held-out pairs, E[log PC_y], is the Barber–Agakov lower bound on I(X;Y).
+
+The same losses as ``nn.Module`` wrappers built from the class counts (``PCSoftmaxLoss``, ``LogitAdjustedLoss``,
+``ClassBalancedLoss``, ``LDAMLoss``) live in :mod:`softmax_mi.loss_modules` and are re-exported here (lazily);
+plain softmax cross-entropy is ``torch.nn.CrossEntropyLoss``.
 """
 
 from __future__ import annotations
@@ -138,3 +142,15 @@ def classification_loss(
 
         return loss
     raise ValueError(f"unknown loss {name!r}; use one of {', '.join(CLASSIFICATION_LOSSES)}")
+
+
+_MODULES = ("PCSoftmaxLoss", "LogitAdjustedLoss", "ClassBalancedLoss", "LDAMLoss")  # in softmax_mi.loss_modules
+
+
+def __getattr__(name: str):
+    """The ``nn.Module`` wrappers, imported on first use (loss_modules imports this module's functions)."""
+    if name not in _MODULES:
+        raise AttributeError(f"module 'softmax_mi.losses' has no attribute {name!r}")
+    from softmax_mi import loss_modules
+
+    return getattr(loss_modules, name)

@@ -4,7 +4,7 @@ Imported lazily: torchvision-based backbones cost about a second to import, and 
 synthetic MI run) only need the MLP. ``from softmax_mi.models import X`` still works for every name below.
 """
 
-import importlib
+from softmax_mi import lazy_attribute
 
 _LOCATIONS = {
     "ADL": "adl",
@@ -23,7 +23,5 @@ __all__ = sorted(_LOCATIONS)
 
 
 def __getattr__(name: str):
-    if name not in _LOCATIONS:
-        raise AttributeError(f"module 'softmax_mi.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"softmax_mi.models.{_LOCATIONS[name]}"), name)
+    return lazy_attribute(__name__, _LOCATIONS, name)
 
