@@ -7,7 +7,10 @@ Library entry points (usable without the pipeline):
   ``PCSoftmaxLoss``, ``LogitAdjustedLoss``, ``ClassBalancedLoss``, ``LDAMLoss`` (``nn.CrossEntropyLoss`` is plain
   softmax); also importable from :mod:`softmax_mi.losses` and from ``softmax_mi`` itself
 - :mod:`softmax_mi.estimators`  MI estimators with one call shape (``fit(train).estimate(test)`` in nats)
+- :mod:`softmax_mi.mi`          MI from a trained classifier's held-out logits, with a confidence interval
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
+
+Top-level names (``from softmax_mi import mi_from_logits``) are loaded lazily: importing the package stays torch-free.
 """
 
 import importlib
@@ -19,7 +22,9 @@ _LOCATIONS = {
     "ClassBalancedLoss": "loss_modules",
     "LDAMLoss": "loss_modules",
     "LogitAdjustedLoss": "loss_modules",
+    "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
+    "mi_from_logits": "mi",
 }
 
 __all__ = sorted(_LOCATIONS)
