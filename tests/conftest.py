@@ -15,3 +15,21 @@ def smoke_run(tmp_path_factory) -> Path:
     workdir = make_workdir(tmp_path_factory.mktemp("smoke"))
     snakemake(workdir, "--cores", "2")
     return workdir
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    """A torchvision ResNet-18 (random weights, seed 0, 7 classes, eval mode) for the CAM tests."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None, num_classes=7).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Four random 96×96 RGB images (seed 1) for the CAM tests."""
+    import torch
+
+    return torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 from softmax_mi.cam import (
@@ -19,17 +18,6 @@ from softmax_mi.cam import (
 )
 from softmax_mi.models import ADL, GapCNN, build_backbone
 from softmax_mi.models.pretrained import load_backbone_weights
-
-
-@pytest.fixture(scope="module")
-def resnet18():
-    torch.manual_seed(0)
-    return torchvision.models.resnet18(weights=None, num_classes=7).eval()
-
-
-@pytest.fixture(scope="module")
-def images():
-    return torch.randn(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))
 
 
 def test_cam_equals_torchcam_on_a_torchvision_resnet(resnet18, images):

@@ -9,6 +9,8 @@ Library entry points (usable without the pipeline):
 - :mod:`softmax_mi.estimators`  MI estimators with one call shape (``fit(train).estimate(test)`` in nats)
 - :mod:`softmax_mi.mi`          MI from a trained classifier's held-out logits, with a confidence interval
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
+- :mod:`softmax_mi.extractors`  torchcam-style map extractors ``CAM``, ``InfoCAM``, ``InfoCAMLeastLikely`` for any
+  GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
 
 Top-level names (``from softmax_mi import mi_from_logits``) are loaded lazily: importing the package stays torch-free.
 """
@@ -19,7 +21,10 @@ __version__ = "0.1.0"
 
 # Top-level names, imported on first use so that `import softmax_mi` stays torch-free.
 _LOCATIONS = {
+    "CAM": "extractors",
     "ClassBalancedLoss": "loss_modules",
+    "InfoCAM": "extractors",
+    "InfoCAMLeastLikely": "extractors",
     "LDAMLoss": "loss_modules",
     "LogitAdjustedLoss": "loss_modules",
     "MIEstimate": "mi",
