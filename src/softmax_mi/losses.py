@@ -144,13 +144,11 @@ def classification_loss(
     raise ValueError(f"unknown loss {name!r}; use one of {', '.join(CLASSIFICATION_LOSSES)}")
 
 
-_MODULES = ("PCSoftmaxLoss", "LogitAdjustedLoss", "ClassBalancedLoss", "LDAMLoss")  # in softmax_mi.loss_modules
-
-
 def __getattr__(name: str):
-    """The ``nn.Module`` wrappers, imported on first use (loss_modules imports this module's functions)."""
-    if name not in _MODULES:
-        raise AttributeError(f"module 'softmax_mi.losses' has no attribute {name!r}")
+    """The ``nn.Module`` wrappers (``softmax_mi.loss_modules.__all__``), imported on first use: loss_modules imports
+    this module's functions."""
     from softmax_mi import loss_modules
 
+    if name not in loss_modules.__all__:
+        raise AttributeError(f"module 'softmax_mi.losses' has no attribute {name!r}")
     return getattr(loss_modules, name)

@@ -78,7 +78,7 @@ def run(spec: dict) -> None:
     module_name, _, function_name = spec["entry"].partition(":")
     function = getattr(importlib.import_module(module_name), function_name)
     kwargs = spec["kwargs"]
-    set_threads(spec.get("threads", kwargs.get(THREADS, 1)))
+    set_threads(spec["threads"])
     started = time.perf_counter()
     log.info("%s(%s)", spec["entry"], json.dumps(kwargs, sort_keys=True))
     function(**kwargs)
