@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from softmax_mi import registry
 from softmax_mi.report import claims
 from softmax_mi.report.document import Report, finite, fmt, pm
 from softmax_mi.report.reference import PAPER_CUB, PAPER_MNIST, PAPER_SYNTHETIC, PAPER_WSOL
@@ -19,7 +20,6 @@ TABLES = {
     "classification": "classification/summary.parquet",
     "localisation": "localisation/summary.parquet",
 }
-USER_WSOL_DATASETS = ("cub", "tiny_imagenet")  # their figures exist only when the user supplied the data
 FIGURES = {
     "synthetic": [("synthetic/mi_vs_truth.png", "MI estimates (mean ± std over seeds) against the true MI")],
     "classification": [
@@ -28,12 +28,12 @@ FIGURES = {
     ],
     "localisation": [  # one pair per WSOL dataset (CUB / Tiny-ImageNet only when the user supplied them)
         (f"localisation/figures/{dataset}/{name}", f"{dataset}: {caption}")
-        for dataset in ("cluttered_mnist", *USER_WSOL_DATASETS)
+        for dataset in registry.WSOL_DATASETS
         for name, caption in (("heatmaps.png", "CAM vs infoCAM maps; ground-truth box red, predicted green"),
                               ("threshold_curves.png", "box accuracy against the map threshold τ"))
     ],
 }
-OPTIONAL_FIGURES = tuple(f"localisation/figures/{dataset}/" for dataset in USER_WSOL_DATASETS)
+OPTIONAL_FIGURES = tuple(f"localisation/figures/{dataset}/" for dataset in registry.USER_DATASETS)  # user-supplied
 
 
 def read_summary(report: Report, results: Path, part: str, *keys: str) -> pd.DataFrame | None:
