@@ -264,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--markdown", metavar="FILE", help="default: RESULTS/report.md")
     report.add_argument("--html", metavar="FILE", help="default: RESULTS/report.html")
     report.set_defaults(func=cmd_report)
+
+    from softmax_mi.commands import register_all  # the commands on a user's own model and files
+
+    register_all(sub)
     return parser
 
 

@@ -1,0 +1,17 @@
+"""Commands of ``softmax-mi`` that work on a user's own model and files (not on the pipeline's result tables).
+
+Each module here defines ``register(sub)``: it adds one subparser to the ``softmax-mi`` parser and sets its ``func``
+(called with the parsed arguments; raise :class:`softmax_mi.cli.CLIError` for a one-line user error). Modules import
+torch only inside ``func``, so ``softmax-mi --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODULES: tuple[str, ...] = ()  # the order of the commands in `softmax-mi --help`
+
+
+def register_all(sub) -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
