@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro bench fashion-mnist clean
+.PHONY: install run test repro bench docs fashion-mnist clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ repro: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/synthetic.py
+
+# docs/api.md from the docstrings (tests/test_apidoc.py fails when it is out of date)
+docs: $(INSTALLED)
+	$(BIN)/python -m softmax_mi.apidoc --write docs/api.md
 
 # Optional: Fashion-MNIST's official IDX files from Debian's package (apt-get download, SHA-256 checked, no root)
 # into data/raw/fashion-mnist/; from then on `make run` adds Fashion-MNIST to the classification grid.

@@ -34,8 +34,8 @@ def imports(path: Path, src: Path = SRC) -> set[str]:
 
 
 def layer(name: str) -> int:
-    """0: library, 1: stages and the bridge, 2: report, 3: catalogue, CLI and its commands."""
-    if name.startswith(("softmax_mi.cli", "softmax_mi.catalogue", "softmax_mi.commands")):
+    """0: library, 1: stages and the bridge, 2: report, 3: catalogue, CLI, its commands and the API reference."""
+    if name.startswith(("softmax_mi.cli", "softmax_mi.catalogue", "softmax_mi.commands", "softmax_mi.apidoc")):
         return 3
     if name.startswith("softmax_mi.report"):
         return 2
