@@ -275,3 +275,88 @@ def test_arguments_are_checked():
         score_maps(maps, boxes, splits=["test", "test"], held_out="val")
     with pytest.raises(ValueError, match="both labels and predictions"):
         score_maps(maps, boxes, tau=0.2, labels=[0, 1])
+
+
+# ------------------------------------------------------------------------------ the command
+def _files(tmp_path):
+    """Four images (two val, two test), maps at feature size, one image with two GT boxes."""
+    rng = np.random.default_rng(5)
+    ids = ["a/1.jpg", "a/2.jpg", "b/3.jpg", "b/4.jpg"]
+    maps = ndi.gaussian_filter(rng.random((4, 8, 8)), (0, 1, 1))
+    boxes = pd.DataFrame({
+        "image_id": ids + ["a/1.jpg"], "x0": [2, 4, 0, 6, 10], "y0": [2, 0, 4, 6, 10], "x1": [12, 14, 10, 16, 14],
+        "y1": [10, 12, 16, 15, 15], "width": 16, "height": 16, "split": ["val", "val", "test", "test", "val"],
+        "label": [0, 1, 2, 1, 0],
+    })
+    boxes.to_csv(tmp_path / "boxes.csv", index=False)
+    pd.DataFrame({"image_id": ids, "predicted": [0, 1, 0, 1]}).to_parquet(tmp_path / "pred.parquet")
+    np.savez(tmp_path / "maps.npz", **dict(zip(ids, maps)))
+    np.save(tmp_path / "maps.npy", maps)
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n")
+    for image_id, m in zip(ids, maps):
+        (tmp_path / "dir" / image_id).parent.mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / "dir" / f"{image_id}.npy", m)
+    return ids, maps, boxes
+
+
+def test_command_reads_every_map_format_and_writes_parquet(tmp_path, capsys):
+    ids, maps, boxes = _files(tmp_path)
+    out = tmp_path / "scores.parquet"
+    common = ["--boxes", str(tmp_path / "boxes.csv"), "--held-out", "val", "--predictions",
+              str(tmp_path / "pred.parquet")]
+    assert main(["score-maps", "--maps", str(tmp_path / "maps.npz"), *common, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "top1_loc@0.5" in printed and "test" in printed
+    table = pd.read_parquet(out)
+    first = boxes.groupby("image_id", sort=False)
+    expected = score_maps(list(maps), [g[["x0", "y0", "x1", "y1"]].to_numpy() for _, g in first],
+                          image_sizes=[(16, 16)] * 4, splits=first.split.first().tolist(),
+                          labels=first.label.first().tolist(), predictions=[0, 1, 0, 1], held_out="val")
+    pd.testing.assert_frame_equal(table, expected.table)
+    for maps_args in (["--maps", str(tmp_path / "maps.npy"), "--ids", str(tmp_path / "ids.txt")],
+                      ["--maps", str(tmp_path / "dir")]):
+        assert main(["score-maps", *maps_args, *common, "-o", str(out)]) == 0
+        pd.testing.assert_frame_equal(pd.read_parquet(out), expected.table)
+    assert main(["score-maps", "--maps", str(tmp_path / "dir"), "--boxes", str(tmp_path / "boxes.csv"),
+                 "--protocol", "wsolevaluation", "--step", "0.01"]) == 0
+    assert "wsolevaluation protocol" in capsys.readouterr().out
+
+
+def _one_map(folder, value):
+    folder.joinpath("boxes.csv").write_text("image_id,x0,y0,x1,y1\na/1.jpg,0,0,2,2\n")
+    np.savez(folder / "maps.npz", **{"a/1.jpg": value})
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.joinpath("boxes.csv").write_text("image_id,x0,y0,x1,y1,colour\nzz,0,0,1,1,red\n"),
+     "boxes.csv: unknown column(s) colour"),
+    (lambda p: p.joinpath("boxes.csv").write_text("image_id,x0,y0,x1,y1\nzz,0,0,1,1\n"), "no map for image 'zz'"),
+    (lambda p: p.joinpath("boxes.csv").write_text("image_id,x0,y0,x1,y1,width,height\na/1.jpg,0,0,30,4,16,16\n"),
+     "box [0.0, 0.0, 30.0, 4.0] is outside its 16 × 16 image"),
+    (lambda p: p.joinpath("boxes.csv").write_text("image_id,x0,y0,x1\na/1.jpg,0,0,3\n"), "missing column(s) y1"),
+    (lambda p: p.joinpath("boxes.csv").write_text("image_id,x0,y0,x1,y1\na/1.jpg,0,zero,3,3\n"),
+     "column y0, row 2: 'zero' is not a number"),
+    (lambda p: _one_map(p, np.full((4, 4), np.nan)), "maps.npz[a/1.jpg]: contains NaN"),
+    (lambda p: _one_map(p, np.zeros((2, 4, 4))), "maps.npz[a/1.jpg]: shape (2, 4, 4): need a non-empty 2-D"),
+])
+def test_command_bad_inputs_are_one_line(tmp_path, capsys, change, message):
+    _files(tmp_path)
+    change(tmp_path)
+    code = main(["score-maps", "--maps", str(tmp_path / "maps.npz"), "--boxes", str(tmp_path / "boxes.csv"),
+                 "--tau", "0.2"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_command_argument_errors(tmp_path, capsys):
+    _files(tmp_path)
+    base = ["score-maps", "--boxes", str(tmp_path / "boxes.csv")]
+    cases = [
+        (["--maps", str(tmp_path / "maps.npy"), "--tau", "0.2"], "needs --ids FILE"),
+        (["--maps", str(tmp_path / "maps.npz")], "pass --held-out SPLIT (e.g. val) or --tau 0.2"),
+        (["--maps", str(tmp_path / "maps.npz"), "--held-out", "train"], "no rows of split 'train'"),
+        (["--maps", str(tmp_path / "nowhere.npz"), "--tau", "0.2"], "nowhere.npz: no such file"),
+    ]
+    for args, message in cases:
+        assert main([*base, *args]) == 2
+        assert message in capsys.readouterr().err
