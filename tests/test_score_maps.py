@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -179,7 +180,6 @@ def _maps(rng):
 
 def test_reference_contours_match_opencv():
     """The reference's boxes, areas and listing order are OpenCV's (on masks with holes, islands and edges)."""
-    cv2 = pytest.importorskip("cv2")
     rng = np.random.default_rng(3)
     masks = [(rng.random((9, 11)) > p) for p in (0.3, 0.5, 0.7)] + [_rings(16, 18) > 0.5, _rings(16, 18) > 0.1]
     for mask in masks:
@@ -210,7 +210,6 @@ def test_wsolevaluation_equals_box_evaluator(step):
 
 def test_wsolevaluation_resizes_maps_and_boxes_like_it():
     """Feature-size maps are resized with bicubic cv2.resize; resize_length=224-style box scaling truncates."""
-    cv2 = pytest.importorskip("cv2")
     rng = np.random.default_rng(1)
     small = [rng.random((4, 5)), rng.random((6, 3))]
     sizes, boxes = [(20, 30), (25, 17)], [[[3, 4, 20, 15]], [[1, 1, 10, 20], [0, 5, 16, 24]]]

@@ -1,4 +1,4 @@
-"""``softmax-mi score-maps``: WSOL scores of score maps read from files (:func:`softmax_mi.localisation.score.score_maps`).
+"""``softmax-mi score-maps``: WSOL scores of maps read from files (:func:`softmax_mi.localisation.score.score_maps`).
 
 File formats
 ------------

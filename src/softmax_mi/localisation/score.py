@@ -44,7 +44,9 @@ from softmax_mi.localisation.boxes import normalise_maps
 from softmax_mi.localisation.protocols import (
     IOU_THRESHOLDS_V2,
     box_accuracy,
-    choose_thresholds,
+    maxboxacc,
+    maxboxacc_v2,
+    paper_localisation,
     threshold_grid,
 )
 from softmax_mi.localisation.tau_sweep import boxes_at_threshold, sweep
@@ -357,35 +359,33 @@ def score_maps(
 
 
 def _summarise(protocol, thresholds, largest, best, splits, correct, deltas, *, fixed, held_out) -> WSOLScores:
-    """The table: per split, τ read from the chosen split's box-accuracy curves (first best τ on ties)."""
+    """The table, from the pipeline's own protocol functions (``maxboxacc``, ``maxboxacc_v2``,
+    ``paper_localisation`` of :mod:`softmax_mi.localisation.protocols`): per split, τ chosen on ``held_out`` (or on
+    the split itself; a fixed τ is a one-point grid)."""
     names = list(dict.fromkeys(splits))
-    curves_v1 = {s: box_accuracy(largest[splits == s], (V1_IOU,)) for s in names}
-    curves_v2 = {s: box_accuracy(best[splits == s], deltas) for s in names}
+    has_top1 = correct is not None
+    correct = np.ones(len(splits), bool) if correct is None else correct
     rows, curves = [], []
     for s in names:
-        source = "fixed" if fixed else (held_out or s)
-        chooser = s if held_out is None else held_out
-        n = int((splits == s).sum())
-        base = {"protocol": protocol, "split": s, "tau_from": source, "n_images": n}
-        v1 = 0 if fixed else int(choose_thresholds(curves_v1[chooser])[0])
-        tau_v1 = float(thresholds[v1])
-        hit = largest[splits == s, v1] >= V1_IOU
-        rows.append({**base, "metric": "gt_known_loc", "iou": V1_IOU, "threshold": tau_v1, "value": hit.mean()})
-        if correct is not None:
-            rows.append({**base, "metric": "top1_loc", "iou": V1_IOU, "threshold": tau_v1,
-                         "value": (hit & correct[splits == s]).mean()})
-        rows.append({**base, "metric": "maxboxacc", "iou": V1_IOU, "threshold": tau_v1, "value": hit.mean()})
-        v2 = np.zeros(len(deltas), np.int64) if fixed else choose_thresholds(curves_v2[chooser])
-        values = curves_v2[s][np.arange(len(deltas)), v2]
-        for delta, index, value in zip(deltas, v2, values):
-            rows.append({**base, "metric": "maxboxacc_v2", "iou": delta, "threshold": float(thresholds[index]),
-                         "value": value})
+        rows_s, chooser = splits == s, splits == (held_out or s)
+        base = {"protocol": protocol, "split": s, "tau_from": "fixed" if fixed else (held_out or s),
+                "n_images": int(rows_s.sum())}
+        v1 = maxboxacc(largest[chooser], thresholds, V1_IOU)
+        loc = paper_localisation(largest[rows_s, v1.chosen_index], correct[rows_s], V1_IOU)
+        for metric in ("gt_known_loc", "top1_loc", "maxboxacc"):
+            if metric != "top1_loc" or has_top1:
+                rows.append({**base, "metric": metric, "iou": V1_IOU, "threshold": v1.chosen_threshold,
+                             "value": loc["top1_loc" if metric == "top1_loc" else "gt_known_loc"]})
+        v2 = maxboxacc_v2(best[chooser], best[rows_s], thresholds, deltas)
+        for delta, tau_d, value in zip(deltas, v2.chosen_threshold, v2.test_accuracy):
+            rows.append({**base, "metric": "maxboxacc_v2", "iou": delta, "threshold": float(tau_d), "value": value})
         rows.append({**base, "metric": "maxboxacc_v2", "iou": math.nan, "threshold": math.nan,
-                     "value": float(np.mean(values))})
-        for boxes, deltas_here, curve in (("largest", (V1_IOU,), curves_v1[s]), ("all", deltas, curves_v2[s])):
-            for delta, values_here in zip(deltas_here, curve):
+                     "value": v2.test_mean})
+        curve_v1 = box_accuracy(largest[rows_s], (V1_IOU,))
+        for boxes, deltas_here, curve in (("largest", (V1_IOU,), curve_v1), ("all", deltas, v2.test_curve)):
+            for delta, values in zip(deltas_here, curve):
                 curves.append(pd.DataFrame({"split": s, "boxes": boxes, "iou": delta, "threshold": thresholds,
-                                            "value": values_here}))
+                                            "value": values}))
     table = pd.DataFrame(rows)[list(TABLE_COLUMNS)]
     table["value"] = table["value"].astype(np.float64)
     return WSOLScores(table=table, curves=pd.concat(curves, ignore_index=True))
