@@ -355,6 +355,7 @@ def test_command_argument_errors(tmp_path, capsys):
         (["--maps", str(tmp_path / "maps.npz")], "pass --held-out SPLIT (e.g. val) or --tau 0.2"),
         (["--maps", str(tmp_path / "maps.npz"), "--held-out", "train"], "no rows of split 'train'"),
         (["--maps", str(tmp_path / "nowhere.npz"), "--tau", "0.2"], "nowhere.npz: no such file"),
+        (["--maps", str(tmp_path / "maps.npz"), "--tau", "1.5"], "--tau 1.5: must be in [0, 1)"),
     ]
     for args, message in cases:
         assert main([*base, *args]) == 2

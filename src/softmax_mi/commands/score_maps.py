@@ -198,6 +198,10 @@ def run(args) -> None:
     from softmax_mi.io import write_table
     from softmax_mi.localisation.score import TABLE_COLUMNS, score_maps
 
+    if args.tau is not None and not 0 <= args.tau < 1:
+        raise _error(f"--tau {args.tau}: must be in [0, 1) (a threshold on the min-max normalised map)")
+    if args.step is not None and not 0 < args.step < 1:
+        raise _error(f"--step {args.step}: must be in (0, 1) (e.g. 0.01)")
     boxes = _read_boxes(args.boxes)
     groups = boxes.groupby("image_id", sort=False)
     ids = list(groups.groups)
@@ -233,11 +237,8 @@ def run(args) -> None:
     scores = score_maps(maps, box_lists, image_sizes=sizes, splits=splits, labels=labels, predictions=predictions,
                         protocol=args.protocol, tau=args.tau, held_out=args.held_out, threshold_step=args.step,
                         resize_length=args.resize_length)
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.2f}".format):
-        print(f"{args.protocol} protocol, {len(ids)} images; accuracies in %")
-        print(scores.summary().to_string())
+    print(f"{args.protocol} protocol, {len(ids)} images; accuracies in %")
+    print(scores)
     if args.output:
         write_table(scores.table, args.output, column_docs=TABLE_COLUMNS,
                     table_doc="WSOL scores of score maps (softmax-mi score-maps)")

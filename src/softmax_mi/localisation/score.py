@@ -33,6 +33,7 @@ Where τ comes from
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,10 @@ class WSOLScores:
         split = split if split is not None else rows.split.iloc[0]
         rows = rows[rows.split == split]
         return {float(d): float(v) for d, v in zip(rows.iou, rows.value)}
+
+    def __str__(self) -> str:
+        """:meth:`summary` as text (``print(scores)``)."""
+        return self.summary().to_string(float_format=lambda v: f"{v:.2f}")
 
     def summary(self) -> pd.DataFrame:
         """A readable wide table: one row per split, one column per metric (in %), plus the τ used."""
@@ -234,11 +239,17 @@ def wsolevaluation_boxes(quantised: np.ndarray, cut: int) -> tuple[np.ndarray, i
 
 
 def _ious_wsolevaluation(maps, boxes, sizes, thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Per image and τ: IoU of the largest contour's box and the best IoU over all contours' boxes (one OpenCV
+    contour search per distinct integer cut: at most 255 per map, whatever the τ grid)."""
     import cv2
+
+    from softmax_mi.runtime import progress
 
     n, t_count = len(maps), len(thresholds)
     largest, best = np.zeros((n, t_count)), np.zeros((n, t_count))
-    for i in range(n):
+    quiet = n <= 200 or bool(os.environ.get("SOFTMAX_MI_QUIET"))  # else: a bar on a terminal (None: not on a pipe)
+    bar = progress(range(n), desc="wsolevaluation boxes", unit="map", disable=True if quiet else None)
+    for i in bar:
         scoremap = wsolevaluation_normalise(_resize(maps[i].astype(np.float64), sizes[i], cv2.INTER_CUBIC))
         quantised = (scoremap * 255).astype(np.uint8)
         cuts = (thresholds * float(quantised.max())).astype(np.int64)  # int(τ · max), τ ≥ 0
