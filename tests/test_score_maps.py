@@ -360,3 +360,41 @@ def test_command_argument_errors(tmp_path, capsys):
     for args, message in cases:
         assert main([*base, *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_the_public_scorer_gives_the_pipelines_numbers():
+    """evaluate_wsol (the pipeline) and score_maps on the same maps: every V1 / V2 / paper number bit-identical."""
+    import torch
+    from test_wsol import WIDTHS, tiny_split
+
+    from softmax_mi.localisation.evaluate import WSOLEvalConfig, evaluate_wsol, maps_with_boxes
+    from softmax_mi.models import GapCNN
+    from softmax_mi.wsol import InputPipeline
+
+    torch.manual_seed(0)
+    model = GapCNN(2, widths=WIDTHS).eval()
+    to_input = InputPipeline(1, "gap_cnn", None, "cpu")
+    splits = [("val_fullsup", tiny_split(6, seed=2)), ("test", tiny_split(5, seed=3))]
+    cfg = WSOLEvalConfig(methods=["cam", "infocam"], threshold_step=0.05, batch_size=4)
+    metrics, _ = evaluate_wsol(model, splits, to_input, cfg)
+    names = np.repeat([name for name, _ in splits], [len(split) for _, split in splits])
+    for method in ("cam", "infocam"):
+        parts = [maps_with_boxes(model, split, to_input, {method: 0.0}, region_k=3) for _, split in splits]
+        inputs = dict(maps=np.concatenate([p[1][method] for p in parts]),
+                      boxes=np.concatenate([split.boxes for _, split in splits]), splits=names,
+                      labels=np.concatenate([split.labels for _, split in splits]),
+                      predictions=np.concatenate([p[0] for p in parts]))
+        chosen = score_maps(**inputs, held_out="val_fullsup", threshold_step=0.05).table
+        fixed = score_maps(**inputs, tau=cfg.paper_threshold).table
+        rows = metrics[metrics.method == method]
+        for protocol, table, ours, theirs in (("maxboxacc", chosen, "gt_known_loc", "gt_known_loc"),
+                                              ("maxboxacc", chosen, "top1_loc", "top1_loc"),
+                                              ("paper", fixed, "gt_known_loc", "gt_known_loc"),
+                                              ("paper", fixed, "top1_loc", "top1_loc"),
+                                              ("maxboxacc_v2", chosen, "maxboxacc_v2", "box_acc"),
+                                              ("maxboxacc_v2", chosen, "maxboxacc_v2", "maxboxacc_v2")):
+            expected = rows[(rows.protocol == protocol) & (rows.metric == theirs)].sort_values(["split", "iou"])
+            got = table[table.metric == ours].sort_values(["split", "iou"])
+            got = got[got.iou.isna()] if theirs == "maxboxacc_v2" else got[got.iou.notna()]
+            assert got.value.tolist() == expected.value.tolist(), (method, protocol, theirs)
+            np.testing.assert_array_equal(got.threshold, expected.threshold)
