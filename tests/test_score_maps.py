@@ -398,3 +398,24 @@ def test_the_public_scorer_gives_the_pipelines_numbers():
             got = got[got.iou.isna()] if theirs == "maxboxacc_v2" else got[got.iou.notna()]
             assert got.value.tolist() == expected.value.tolist(), (method, protocol, theirs)
             np.testing.assert_array_equal(got.threshold, expected.threshold)
+
+
+def test_sweep_takes_several_gt_boxes_per_image():
+    """[N, G, 4] GT boxes: the vectorised sweep equals the loop, and each IoU is the best over the image's boxes."""
+    from softmax_mi.localisation import sweep_reference
+
+    rng = np.random.default_rng(4)
+    maps = normalise_maps(ndi.gaussian_filter(rng.random((5, 12, 15)), (0, 1, 1)))
+    gt = np.stack([rng.integers(0, 6, (5, 3)), rng.integers(0, 5, (5, 3)), rng.integers(7, 15, (5, 3)),
+                   rng.integers(6, 12, (5, 3))], axis=-1)
+    gt[0, 2] = 0  # a padding box
+    thresholds = threshold_grid(0.1)
+    several = sweep(maps, thresholds, gt)
+    reference = sweep_reference(maps, thresholds, gt)
+    for field in ("largest_iou", "best_iou"):
+        np.testing.assert_array_equal(getattr(several, field), getattr(reference, field))
+        each = np.stack([getattr(sweep(maps, thresholds, gt[:, g]), field) for g in range(3)])
+        if field == "best_iou":
+            np.testing.assert_array_equal(several.best_iou, each.max(axis=0))
+    np.testing.assert_array_equal(several.largest_iou, np.max([sweep(maps, thresholds, gt[:, g]).largest_iou
+                                                               for g in range(3)], axis=0))

@@ -19,7 +19,8 @@ Protocols
     ``cv2.findContours(RETR_TREE)`` returns, holes included, read as ``(x, y, x + w, y + h)`` clipped to
     ``width - 1`` / ``height - 1``; IoU with inclusive ``+1`` areas. V1 takes the contour of largest
     ``cv2.contourArea``; an empty mask gives the box ``(0, 0, 0, 0)``. ``resize_length=224`` also rescales the GT
-    boxes to a ``224 × 224`` image as it does (coordinates truncated to integers).
+    boxes to a ``224 × 224`` image as it does (coordinates truncated to integers). Unlike its
+    ``normalize_scoremap``, a map with NaN is refused rather than zeroed.
 
 Where τ comes from
 ------------------
