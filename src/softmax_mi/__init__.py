@@ -11,6 +11,8 @@ Library entry points (usable without the pipeline):
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
 - :mod:`softmax_mi.extractors`  torchcam-style map extractors ``CAM``, ``InfoCAM``, ``InfoCAMLeastLikely`` for any
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
+- :mod:`softmax_mi.localisation.score` ``score_maps``: WSOL scores (GT-known / Top-1 loc, MaxBoxAcc, MaxBoxAccV2) of
+  any maps, under this project's convention or clovaai/wsolevaluation's (``protocol="wsolevaluation"``)
 
 Top-level names (``from softmax_mi import mi_from_logits``) are loaded lazily: importing the package stays torch-free.
 """
@@ -29,7 +31,9 @@ _LOCATIONS = {
     "LogitAdjustedLoss": "loss_modules",
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
+    "WSOLScores": "localisation.score",
     "mi_from_logits": "mi",
+    "score_maps": "localisation.score",
 }
 
 __all__ = sorted(_LOCATIONS)

@@ -16,10 +16,12 @@ Modules
 * :mod:`~softmax_mi.localisation.boxes`: boxes, IoU, map normalisation, the centre-box baseline map.
 * :mod:`~softmax_mi.localisation.tau_sweep`: every threshold of a grid scored in one pass (:func:`sweep`).
 * :mod:`~softmax_mi.localisation.protocols`: the ``paper`` protocol and the MaxBoxAcc V1 / V2 τ choices.
+* :mod:`~softmax_mi.localisation.score`: :func:`~softmax_mi.localisation.score.score_maps`, the public scorer of any
+  maps (our convention or clovaai/wsolevaluation's); it needs pandas and OpenCV, so it is not imported here either.
 * :mod:`~softmax_mi.localisation.evaluate`: maps of a model and the whole evaluation loop over splits. It needs torch,
   so it is not imported here: ``from softmax_mi.localisation.evaluate import evaluate_wsol``.
 
-This package (without ``evaluate``) needs only NumPy and SciPy.
+This package (without ``evaluate`` and ``score``) needs only NumPy and SciPy.
 """
 
 from softmax_mi.localisation.boxes import (

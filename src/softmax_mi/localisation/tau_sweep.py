@@ -25,7 +25,7 @@ class Sweep:
 
     thresholds: np.ndarray  # [T], ascending
     largest_box: np.ndarray  # [N, T, 4] int64, box of the largest component ((0,0,0,0) if the mask is empty)
-    largest_iou: np.ndarray  # [N, T] float64, IoU of that box with the GT box
+    largest_iou: np.ndarray  # [N, T] float64, IoU of that box with the GT box (the best over several)
     best_iou: np.ndarray  # [N, T] float64, best IoU over all components' boxes (MaxBoxAccV2)
     n_components: np.ndarray  # [N, T] int64
 
@@ -46,9 +46,17 @@ def _check_inputs(maps: np.ndarray, thresholds: Sequence[float], gt_boxes: np.nd
     if thresholds.ndim != 1 or len(thresholds) == 0 or np.any(np.diff(thresholds) <= 0):
         raise ValueError("thresholds must be a non-empty, strictly increasing 1-D sequence")
     gt_boxes = np.asarray(gt_boxes, dtype=np.float64)
-    if gt_boxes.shape != (len(maps), 4):
-        raise ValueError(f"gt_boxes must be [N, 4] = {(len(maps), 4)}, got {gt_boxes.shape}")
+    if gt_boxes.shape[:1] + gt_boxes.shape[-1:] != (len(maps), 4) or gt_boxes.ndim not in (2, 3):
+        raise ValueError(f"gt_boxes must be [N, 4] or [N, G, 4] with N = {len(maps)}, got {gt_boxes.shape}")
     return maps, thresholds, gt_boxes
+
+
+def _gt_iou(boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
+    """IoU of each box ``[k, 4]`` with its image's GT ``[k, 4]``, or the best over its GT boxes ``[k, G, 4]`` (pad
+    with empty boxes such as ``(0, 0, 0, 0)``: IoU 0)."""
+    if gt_boxes.ndim == 2:
+        return iou(boxes, gt_boxes)
+    return iou(boxes[:, None, :], gt_boxes).max(axis=1, initial=0.0)
 
 
 def _find(parent: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -77,6 +85,9 @@ def sweep(
     maps: np.ndarray, thresholds: Sequence[float], gt_boxes: np.ndarray, *, large_level: int = 32
 ) -> Sweep:
     """Boxes and IoUs of every map at every threshold, in one pass (see the module docstring).
+
+    ``gt_boxes``: ``[N, 4]``, or ``[N, G, 4]`` for several GT boxes per image (IoU = the best over them; pad with
+    ``(0, 0, 0, 0)``).
 
     ``large_level``: a threshold level holding more than 1/large_level of all pixels is labelled with one
     ``scipy.ndimage.label`` pass instead of a neighbour graph (same result, faster on plateaus)."""
@@ -208,7 +219,7 @@ def sweep(
 
 def _score_labels(n, t_count, thresholds, gt_boxes, *, img, lo, hi, area, first, boxes, pixels_per_map) -> Sweep:
     """Expand each component label over the thresholds at which it exists and reduce per (image, threshold)."""
-    label_iou = iou(boxes, gt_boxes[img])
+    label_iou = _gt_iou(boxes, gt_boxes[img])
     repeat = hi - lo + 1
     label = np.repeat(np.arange(len(img)), repeat)
     offset = np.arange(len(label)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
@@ -247,7 +258,7 @@ def sweep_reference(maps: np.ndarray, thresholds: Sequence[float], gt_boxes: np.
             boxes, sizes = mask_boxes(maps[i] >= tau)
             if len(sizes) == 0:
                 continue
-            ious = iou(boxes, gt_boxes[i])
+            ious = _gt_iou(boxes, np.broadcast_to(gt_boxes[i], (len(boxes), *gt_boxes.shape[1:])))
             j = int(np.argmax(sizes))
             largest_box[i, t], largest_iou[i, t] = boxes[j], ious[j]
             best_iou[i, t], n_components[i, t] = ious.max(), len(sizes)
