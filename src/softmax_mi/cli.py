@@ -4,7 +4,7 @@
     softmax-mi tables mi_estimates            one table's schema (column, type, unit, meaning)
     softmax-mi query "SELECT estimator, avg(mi_estimate - mi_true) FROM mi_estimates GROUP BY 1"
     softmax-mi show classification_summary --limit 10 --format csv -o summary.csv
-    softmax-mi show mi_estimates --columns task,estimator,mi_estimate,mi_true
+    softmax-mi show mi_estimates --columns dataset,dim,estimator,mi_estimate,mi_true
     softmax-mi catalogue --write docs/results.md
     softmax-mi report                         results/report.md + results/report.html
 
@@ -132,8 +132,10 @@ def emit(frame, fmt: str, output: str | None, title: str | None = None) -> None:
         print_table(frame, console, title=title)
 
 
-# Text tables the way DuckDB's shell prints them: a cell is never wrapped, a long one ends in "…", and a table wider
-# than the terminal keeps its first and last columns with a "…" column where the middle ones were.
+# Text tables for a terminal: a cell never wraps (a long one is cut, ending in "…"), and a table wider than the
+# terminal shows its leading columns, then a "…" column; the footer names the columns left out. Leading, not both
+# ends as pandas and DuckDB do: the result tables put the columns that identify a row first, the measurements next,
+# and run details and provenance (seconds, device, params_hash, package_version) last.
 MAX_CELL = 24  # characters of a cell when the table does not fit at full width (DuckDB's shell cuts at 20)
 _BORDER, _PADDING = 1, 2  # rich's default box: one border character per column (+1), one space either side
 
@@ -146,82 +148,62 @@ def _truncate(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def fit_columns(headers: list[str], natural: list[int], budget: int) -> tuple[list[int], list[int], int | None]:
-    """Which columns a text table of ``budget`` characters shows, and how wide.
+def fit_columns(headers: list[str], natural: list[int], budget: int) -> list[int]:
+    """The widths of the leading columns a text table of ``budget`` characters shows (one per column shown).
 
-    ``natural``: each column's full width (its header or longest cell). Returns (kept column indices, their widths,
-    the position among them of the "…" column that stands for the left-out ones, or None when there is none).
-    Full width when the table fits; else cells are cut to :data:`MAX_CELL` (never below the header), then middle
-    columns are left out, taking columns alternately from the left and the right end (one end full: from the
-    other only), and the space left over goes back to the cut columns, left first.
+    ``natural``: each column's full width (its header or longest cell). All columns at full width when they fit;
+    else cells are cut to :data:`MAX_CELL` (never below the header) and as many leading columns are kept as fit
+    beside a one-character "…" column (at least one), and the space left over goes back to the cut columns, left
+    first.
 
-    >>> fit_columns(["name", "value"], [60, 5], 40)  # cut "name" to what is left beside "value"
-    ([0, 1], [28, 5], None)
+    >>> fit_columns(["name", "value"], [60, 5], 40)  # "name" cut to what is left beside "value"
+    [28, 5]
+    >>> fit_columns(["a", "b", "c"], [30, 30, 30], 60)  # two cut to 24 (+1 left over), then the "…" column
+    [25, 24]
     """
-    capped = [max(len(h), min(w, MAX_CELL)) for h, w in zip(headers, natural)]
-
     def cost(widths):
         return _BORDER + sum(w + _PADDING + _BORDER for w in widths)
 
     if cost(natural) <= budget:
-        return list(range(len(natural))), list(natural), None
-    kept, gap = list(range(len(capped))), None
-    if cost(capped) > budget:
-        left, right, used = [], [], cost([1])  # the "…" column
-        lo, hi, sides = 0, len(capped) - 1, [True, False]  # True: take from the left end
-        while lo <= hi and sides:
-            from_left = sides[0]
-            index = lo if from_left else hi
-            step = capped[index] + _PADDING + _BORDER
-            if used + step > budget:
-                sides.pop(0)  # that end is full; the other may still take a narrower column
-                continue
-            used += step
-            if from_left:
-                left.append(index)
-                lo += 1
-            else:
-                right.insert(0, index)
-                hi -= 1
-            if len(sides) == 2:
-                sides.reverse()
-        kept, gap = (left + right, len(left)) if left or right else ([0], 1)  # too narrow for any: the first, cut
-    widths = [capped[i] for i in kept]
-    spare = budget - cost(widths + ([1] if gap is not None else []))
-    for position, index in enumerate(kept):
-        extra = min(max(spare, 0), natural[index] - widths[position])
-        widths[position] += extra
+        return list(natural)
+    widths = [max(len(h), min(w, MAX_CELL)) for h, w in zip(headers, natural)]
+    if cost(widths) > budget:
+        shown = 1
+        while shown < len(widths) and cost(widths[: shown + 1] + [1]) <= budget:
+            shown += 1
+        widths = widths[:shown]
+    spare = budget - cost(widths + ([1] if len(widths) < len(natural) else []))
+    for index, width in enumerate(widths):
+        extra = min(max(spare, 0), natural[index] - width)
+        widths[index] += extra
         spare -= extra
-    return kept, widths, gap
+    return widths
 
 
 def print_table(frame, console, title: str | None = None) -> None:
     """Print ``frame`` on ``console`` as a text table that fits its width (see :func:`fit_columns`), then a footer
-    with the row count and, when columns were left out, how many and how to see them."""
+    with the row count and the columns left out."""
     from rich.table import Table
 
     headers = [str(column) for column in frame.columns]
     cells = [[_one_line(_format_value(value)) for value in column] for _, column in frame.items()]
     natural = [max([len(h)] + [len(c) for c in column]) for h, column in zip(headers, cells)]
-    kept, widths, gap = fit_columns(headers, natural, console.width)
-    gap_cells = [] if gap is None else ["…"]
-    split = len(kept) if gap is None else gap
+    widths = fit_columns(headers, natural, console.width)
+    hidden = headers[len(widths):]
     table = Table(title=title, show_lines=False, header_style="bold")
-    for position, (index, width) in enumerate(zip(kept, widths)):
-        if position == gap:
-            table.add_column("…", width=1, no_wrap=True)
+    for index, width in enumerate(widths):
         numeric = frame.dtypes.iloc[index].kind in "iuf"
         table.add_column(headers[index], width=width, no_wrap=True, overflow="ellipsis",
                          justify="right" if numeric else "left")
-    if gap == len(kept):
+    if hidden:
         table.add_column("…", width=1, no_wrap=True)
     for row in range(len(frame)):
-        shown = [_truncate(cells[index][row], width) for index, width in zip(kept, widths)]
-        table.add_row(*shown[:split], *gap_cells, *shown[split:])
+        table.add_row(*(_truncate(cells[index][row], width) for index, width in enumerate(widths)),
+                      *(["…"] if hidden else []))
     console.print(table)
     footer = f"{len(frame)} rows"
-    if gap is not None:
-        footer += f"; {len(headers) - len(kept)} of {len(headers)} columns not shown (pick: --columns; all: -f csv)"
+    if hidden:
+        footer += f"; {len(hidden)} more columns (--columns to pick, -f csv for all): {', '.join(hidden)}"
     console.print(f"[dim]{footer}[/dim]", highlight=False)
 
 
@@ -349,8 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--limit", "-n", type=int, default=50, help="rows to show (0: all; default 50)")
     show.add_argument("--where", help="SQL condition, e.g. \"split = 'test'\"")
     show.add_argument("--columns", "-c", metavar="A,B,C",
-                      help="only these columns, in this order (default: all; a wide table that does not fit the "
-                           "terminal shows its first and last columns)")
+                      help="only these columns, in this order (default: all; a table wider than the terminal "
+                           "shows its leading columns and names the others)")
     show.set_defaults(func=cmd_show)
 
     tables = sub.add_parser("tables", parents=[common, export], help="list tables, or one table's schema")
