@@ -201,7 +201,7 @@ def print_table(frame, console, title: str | None = None) -> None:
         table.add_row(*(_truncate(cells[index][row], width) for index, width in enumerate(widths)),
                       *(["…"] if hidden else []))
     console.print(table)
-    footer = f"{len(frame)} rows"
+    footer = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
     if hidden:
         footer += f"; {len(hidden)} more columns (--columns to pick, -f csv for all): {', '.join(hidden)}"
     console.print(f"[dim]{footer}[/dim]", highlight=False)
@@ -326,7 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='e.g. "SELECT estimator, avg(error) FROM mi_estimates GROUP BY 1"')
     query.set_defaults(func=cmd_query)
 
-    show = sub.add_parser("show", parents=[common, export], help="print one table")
+    show = sub.add_parser(
+        "show", parents=[common, export], help="print one table", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  softmax-mi show mi_estimates --columns dataset,dim,estimator,mi_estimate,mi_true -n 10\n"
+               "  softmax-mi show classification_summary --where \"split = 'test'\" -n 0 -f csv -o summary.csv")
     show.add_argument("table", help="query name (mi_estimates, classification_summary, …) or path")
     show.add_argument("--limit", "-n", type=int, default=50, help="rows to show (0: all; default 50)")
     show.add_argument("--where", help="SQL condition, e.g. \"split = 'test'\"")
