@@ -113,3 +113,67 @@ def test_installed_console_script(results):
     bad = subprocess.run([str(BIN / "softmax-mi"), "query", "--results", str(results), "select * from nope"],
                          capture_output=True, text=True, env=pipeline_env(), timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_show_columns_picks_and_orders(results, capsys):
+    code, out, err = cli(capsys, "show", "mi_estimates", "--results", str(results), "--columns", "mi_true, estimator",
+                         "-f", "csv")
+    assert code == 0, err
+    assert pd.read_csv(pd.io.common.StringIO(out)).columns.tolist() == ["mi_true", "estimator"]
+
+
+def test_show_unknown_column_names_the_tables_columns(results, capsys):
+    code, _, err = cli(capsys, "show", "mi_estimates", "--results", str(results), "--columns", "estimator,nope")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "unknown column 'nope' in synthetic_mi_estimates; its columns: estimator, seed, mi_estimate, mi_true" in err
+
+
+def wide_frame(n_numeric: int = 19) -> pd.DataFrame:
+    columns = {"estimator": ["softmax", "a_name_much_longer_than_any_cell_should_be_shown_whole", "knn"],
+               "note": ["words that must never be split across two lines of the terminal output", "", "short"]}
+    columns |= {f"metric_{i:02d}": [0.5 + i, 1.25, float("nan")] for i in range(n_numeric)}
+    return pd.DataFrame(columns)
+
+
+def rendered(frame: pd.DataFrame, width: int) -> list[str]:
+    from rich.console import Console
+
+    from softmax_mi.cli import print_table
+
+    console = Console(width=width, force_terminal=False, color_system=None)
+    with console.capture() as captured:
+        print_table(frame, console, title="results/synthetic/wide.parquet")
+    return captured.get().splitlines()
+
+
+@pytest.mark.parametrize("width", [60, 100, 160])
+def test_a_wide_table_fits_the_width_without_wrapping_a_cell(width):
+    lines = rendered(wide_frame(), width)
+    body = [line for line in lines if line.startswith("│")]
+    assert len(body) == 3  # one line per row: nothing wrapped
+    assert max(map(len, lines)) <= width
+    header = next(line for line in lines if line.startswith("┃"))
+    assert header.startswith("┃ estimator") and "┃ note" in header and header.endswith("┃ … ┃")  # the leading ones
+    assert "words that must" in body[0] and "terminal output" not in body[0] and "… │" in body[0]
+    shown = [name.strip() for name in header.strip("┃").split("┃")][:-1]
+    bottom = next(i for i, line in enumerate(lines) if line.startswith("└"))
+    hidden = [f"metric_{i:02d}" for i in range(len(shown) - 2, 19)]
+    assert " ".join(line.strip() for line in lines[bottom + 1:]) == (
+        f"3 rows; {len(hidden)} more columns (--columns to pick, -f csv for all): {', '.join(hidden)}")
+
+
+def test_a_table_that_fits_is_printed_whole():
+    lines = rendered(wide_frame(n_numeric=2), 200)
+    assert "a_name_much_longer_than_any_cell_should_be_shown_whole" in "".join(lines)
+    assert "…" not in "".join(lines) and lines[-1] == "3 rows"
+
+
+def test_fit_columns_cuts_cells_before_leaving_columns_out():
+    from softmax_mi.cli import MAX_CELL, fit_columns
+
+    headers, natural = ["a", "b", "c"], [60, 3, 60]
+    widths = fit_columns(headers, natural, 1 + (MAX_CELL + 3) + (3 + 3) + (MAX_CELL + 3) + 20)
+    assert widths == [MAX_CELL + 20, 3, MAX_CELL]  # all shown, the spare width to the first cut column
+    widths = fit_columns(headers * 4, natural * 4, 60)
+    assert 0 < len(widths) < 12 and 1 + sum(w + 3 for w in widths) + 4 <= 60
+    assert fit_columns(["a_long_header", "b"], [13, 1], 8) == [13]  # too narrow for any: the first, whole header

@@ -4,6 +4,7 @@
     softmax-mi tables mi_estimates            one table's schema (column, type, unit, meaning)
     softmax-mi query "SELECT estimator, avg(mi_estimate - mi_true) FROM mi_estimates GROUP BY 1"
     softmax-mi show classification_summary --limit 10 --format csv -o summary.csv
+    softmax-mi show mi_estimates --columns dataset,dim,estimator,mi_estimate,mi_true
     softmax-mi catalogue --write docs/results.md
     softmax-mi report                         results/report.md + results/report.html
 
@@ -126,17 +127,84 @@ def emit(frame, fmt: str, output: str | None, title: str | None = None) -> None:
         sys.stdout.write(frame.to_json(orient="records", indent=1, force_ascii=False) + "\n")
     else:
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title=title, show_lines=False, header_style="bold")
-        for column in frame.columns:
-            numeric = frame[column].dtype.kind in "iuf"
-            table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
-        for row in frame.itertuples(index=False):
-            table.add_row(*(_format_value(v) for v in row))
         console = Console(width=max(Console().width, 120) if not sys.stdout.isatty() else None)
-        console.print(table)
-        console.print(f"[dim]{len(frame)} rows[/dim]")
+        print_table(frame, console, title=title)
+
+
+# Text tables for a terminal: a cell never wraps (a long one is cut, ending in "…"), and a table wider than the
+# terminal shows its leading columns, then a "…" column; the footer names the columns left out. Leading, not both
+# ends as pandas and DuckDB do: the result tables put the columns that identify a row first, the measurements next,
+# and run details and provenance (seconds, device, params_hash, package_version) last.
+MAX_CELL = 24  # characters of a cell when the table does not fit at full width (DuckDB's shell cuts at 20)
+_BORDER, _PADDING = 1, 2  # rich's default box: one border character per column (+1), one space either side
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text or "\t" in text else text
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def fit_columns(headers: list[str], natural: list[int], budget: int) -> list[int]:
+    """The widths of the leading columns a text table of ``budget`` characters shows (one per column shown).
+
+    ``natural``: each column's full width (its header or longest cell). All columns at full width when they fit;
+    else cells are cut to :data:`MAX_CELL` (never below the header) and as many leading columns are kept as fit
+    beside a one-character "…" column (at least one), and the space left over goes back to the cut columns, left
+    first.
+
+    >>> fit_columns(["name", "value"], [60, 5], 40)  # "name" cut to what is left beside "value"
+    [28, 5]
+    >>> fit_columns(["a", "b", "c"], [30, 30, 30], 60)  # two cut to 24 (+1 left over), then the "…" column
+    [25, 24]
+    """
+    def cost(widths):
+        return _BORDER + sum(w + _PADDING + _BORDER for w in widths)
+
+    if cost(natural) <= budget:
+        return list(natural)
+    widths = [max(len(h), min(w, MAX_CELL)) for h, w in zip(headers, natural)]
+    if cost(widths) > budget:
+        shown = 1
+        while shown < len(widths) and cost(widths[: shown + 1] + [1]) <= budget:
+            shown += 1
+        widths = widths[:shown]
+    spare = budget - cost(widths + ([1] if len(widths) < len(natural) else []))
+    for index, width in enumerate(widths):
+        extra = min(max(spare, 0), natural[index] - width)
+        widths[index] += extra
+        spare -= extra
+    return widths
+
+
+def print_table(frame, console, title: str | None = None) -> None:
+    """Print ``frame`` on ``console`` as a text table that fits its width (see :func:`fit_columns`), then a footer
+    with the row count and the columns left out."""
+    from rich.table import Table
+
+    headers = [str(column) for column in frame.columns]
+    cells = [[_one_line(_format_value(value)) for value in column] for _, column in frame.items()]
+    natural = [max([len(h)] + [len(c) for c in column]) for h, column in zip(headers, cells)]
+    widths = fit_columns(headers, natural, console.width)
+    hidden = headers[len(widths):]
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for index, width in enumerate(widths):
+        numeric = frame.dtypes.iloc[index].kind in "iuf"
+        table.add_column(headers[index], width=width, no_wrap=True, overflow="ellipsis",
+                         justify="right" if numeric else "left")
+    if hidden:
+        table.add_column("…", width=1, no_wrap=True)
+    for row in range(len(frame)):
+        table.add_row(*(_truncate(cells[index][row], width) for index, width in enumerate(widths)),
+                      *(["…"] if hidden else []))
+    console.print(table)
+    footer = f"{len(frame)} row{'' if len(frame) == 1 else 's'}"
+    if hidden:
+        footer += f"; {len(hidden)} more columns (--columns to pick, -f csv for all): {', '.join(hidden)}"
+    console.print(f"[dim]{footer}[/dim]", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------------ commands
@@ -151,12 +219,26 @@ def cmd_show(args) -> None:
     table = find(tables, args.table)
     if table is None:
         raise CLIError(_unknown(tables, args.table, args.results))
-    sql = f'SELECT * FROM "{table.view}"'
+    sql = f'SELECT {_select_list(table, args.columns)} FROM "{table.view}"'
     if args.where:
         sql += f" WHERE {args.where}"
     if args.limit and args.limit > 0:
         sql += f" LIMIT {int(args.limit)}"
     emit(run_query(args.results, sql), args.format, args.output, title=f"results/{table.relpath}")
+
+
+def _select_list(table, columns: str | None) -> str:
+    """The SELECT list of ``--columns a,b,c`` (in that order), or ``*``; an unknown name: one line listing the
+    table's columns."""
+    if not columns:
+        return "*"
+    names = [name.strip() for name in columns.split(",") if name.strip()]
+    unknown = [name for name in names if name not in table.column_names]
+    if unknown or not names:
+        what = f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}" if unknown \
+            else "--columns names no column"
+        raise CLIError(f"{what} in {table.view}; its columns: {', '.join(table.column_names)}")
+    return ", ".join('"' + name.replace('"', '""') + '"' for name in names)
 
 
 def cmd_tables(args) -> None:
@@ -244,10 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help='e.g. "SELECT estimator, avg(error) FROM mi_estimates GROUP BY 1"')
     query.set_defaults(func=cmd_query)
 
-    show = sub.add_parser("show", parents=[common, export], help="print one table")
+    show = sub.add_parser(
+        "show", parents=[common, export], help="print one table", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  softmax-mi show mi_estimates --columns dataset,dim,estimator,mi_estimate,mi_true -n 10\n"
+               "  softmax-mi show classification_summary --where \"split = 'test'\" -n 0 -f csv -o summary.csv")
     show.add_argument("table", help="query name (mi_estimates, classification_summary, …) or path")
     show.add_argument("--limit", "-n", type=int, default=50, help="rows to show (0: all; default 50)")
     show.add_argument("--where", help="SQL condition, e.g. \"split = 'test'\"")
+    show.add_argument("--columns", "-c", metavar="A,B,C",
+                      help="only these columns, in this order (default: all; a table wider than the terminal "
+                           "shows its leading columns and names the others)")
     show.set_defaults(func=cmd_show)
 
     tables = sub.add_parser("tables", parents=[common, export], help="list tables, or one table's schema")

@@ -7,20 +7,6 @@ CLASSIFICATION = config["classification"]
 CLS_RUN = "{dataset}/{setting}/{loss}"
 
 
-def cls_gathered(kind):
-    """Input function: every run's `kind` table (metrics | per_class), MNIST's then CUB's heads
-    (cub_classification.smk) when CUB is available; Fashion-MNIST without its files: a notice, and it is skipped."""
-
-    def tables(wildcards):
-        datasets, notice = grid.cls_datasets(config)
-        if notice:
-            print(notice, file=sys.stderr)
-        runs = grid.cls_gather_runs(config, datasets, DATASET_RUN["cub"])
-        return [f"results/classification/runs/{d}/{s}/{l}/{kind}.parquet" for d, s, l in runs]
-
-    return tables
-
-
 wildcard_constraints:
     dataset=registry.alternatives(registry.MNIST_DATASETS),
     setting=(

@@ -1,11 +1,12 @@
-# What every rule file may use, defined before them: the validated parameters, the one way a rule calls the package
-# (stage_params), job resources, and which user datasets run. The grid itself is softmax_mi.grid, the names
-# softmax_mi.registry: no rule file reads another's globals.
+# Defined before every rule file and shared by all of them (this file holds no rules) — the validated parameters, the
+# one way a rule calls the package (stage_params), job resources, which user datasets run, and the rule files' input
+# functions (Snakemake's conventions, as `snakemake --lint` checks them, keep functions out of rule files).
+# The grid itself is softmax_mi.grid, the names softmax_mi.registry; no rule file reads another's globals.
 import json
 import sys
 
 from softmax_mi import grid, registry
-from softmax_mi.data.raw import RawDataMissing, availability
+from softmax_mi.data.raw import RawDataMissing, availability, raw_source
 from softmax_mi.params import ParamsError, load_workflow_params, remove_empty_output_folders
 from softmax_mi.stage import StageSettingsError, call_spec, check_settings, entry
 
@@ -26,11 +27,13 @@ DEVICE = config["device"]
 RESOURCES = config["resources"]
 
 # Every job is `python -m softmax_mi.stage '<json>'`, its stdout and stderr (progress bars) in the rule's log.
-STAGE = PYTHON + " -m softmax_mi.stage {params.call:q} > {log} 2>&1"
+STAGE = f"{PYTHON} -m softmax_mi.stage {{params.call:q}} > {{log}} 2>&1"
 
 
 def stage_params(function, **settings):
-    """The `params:` of a rule that calls a stage function (use as `params: **stage_params(module.function, ...)`).
+    """The `params:` of a rule that calls a stage function.
+
+    Use as `params: **stage_params(module.function, ...)`.
 
     The function is the object itself, imported at the top of the rule file, so that grep and an IDE follow the
     rule to its code; a setting it does not take, or a required one left out, fails here, at parse time, with
@@ -97,3 +100,65 @@ DATASET_FILES = {  # prepared by datasets.smk, read by the CUB head and WSOL rul
     name: {"images": f"data/prepared/{name}/images.npy", "table": f"data/prepared/{name}/images.parquet"}
     for name in DATASET_RUN
 }
+
+
+# Input functions of the rule files, in the order of the Snakefile's includes. Each reads only `config` and the names
+# above, never a rule file's constants.
+
+
+def dataset_raw_input(name):
+    """datasets.smk: the archive if present, else the folder; absent → the notice as the error."""
+
+    def source(wildcards):
+        found = raw_source(config, name)
+        if found is None:
+            raise WorkflowError(DATASET_AVAILABILITY[name][1] or f"{name}: no raw data")
+        return str(found)
+
+    return source
+
+
+def synthetic_task(wildcards):
+    """synthetic.smk: the job's task definition (the grid: softmax_mi.grid)."""
+    return grid.synthetic_task(config, wildcards.task, wildcards.dim, wildcards.balance)
+
+
+def cls_gathered(kind):
+    """classification.smk: every run's `kind` table (metrics | per_class), MNIST's then CUB's heads
+    (cub_classification.smk) when CUB is available; Fashion-MNIST without its files: a notice, and it is skipped."""
+
+    def tables(wildcards):
+        datasets, notice = grid.cls_datasets(config)
+        if notice:
+            print(notice, file=sys.stderr)
+        runs = grid.cls_gather_runs(config, datasets, DATASET_RUN["cub"])
+        return [f"results/classification/runs/{d}/{s}/{l}/{kind}.parquet" for d, s, l in runs]
+
+    return tables
+
+
+def cub_cls_requested(wildcards):
+    """cub_classification.smk: asked for by name without CUB, the same one line as the notice, as an error."""
+    if not DATASET_RUN["cub"]:
+        raise WorkflowError(grid.dataset_unavailable(config, "cub"))
+    leaves = [f"results/classification/runs/cub/{s}/{l}" for s, l in grid.cub_head_jobs(config, DATASET_RUN["cub"])]
+    return [f"{leaf}/metrics.parquet" for leaf in leaves] + [f"{leaf}/per_class.parquet" for leaf in leaves]
+
+
+def wsol_data(dataset):
+    """localisation.smk: the dataset's folder in the softmax_mi.data.wsol format (images + one row per image)."""
+    if dataset == config["localisation"]["data"]["name"]:  # the embedded one, built by localisation_dataset
+        folder = f"data/wsol/{dataset}"
+        return {"images": f"{folder}/images.npy", "boxes": f"{folder}/boxes.parquet"}
+    return {"images": DATASET_FILES[dataset]["images"], "boxes": DATASET_FILES[dataset]["table"]}
+
+
+def wsol_leaves(pattern):
+    """localisation.smk: ``pattern`` filled in for every WSOL (dataset, backbone, adl, seed) job."""
+    jobs = grid.wsol_jobs(config, grid.wsol_datasets(config, DATASET_RUN))
+    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d, b, a, s in jobs]
+
+
+def wsol_figure_run(wildcards):
+    """localisation.smk: the run whose maps and τ the dataset's figure shows (softmax_mi.grid.wsol_figure_run)."""
+    return grid.wsol_figure_run(config, wildcards.dataset)

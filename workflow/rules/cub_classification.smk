@@ -11,14 +11,6 @@ CUB_HEAD_RUN = "cub/{cub_setting}/{cub_loss}"
 CUB_HEAD_TRAINING = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "lr_decay_epochs", "lr_decay_factor")
 
 
-def cub_cls_requested(wildcards):
-    """Asked for by name without CUB: the same one line as the notice, as an error."""
-    if not DATASET_RUN["cub"]:
-        raise WorkflowError(grid.dataset_unavailable(config, "cub"))
-    leaves = [f"results/classification/runs/cub/{s}/{l}" for s, l in grid.cub_head_jobs(config, DATASET_RUN["cub"])]
-    return [f"{leaf}/metrics.parquet" for leaf in leaves] + [f"{leaf}/per_class.parquet" for leaf in leaves]
-
-
 rule cub_features:
     input:
         images=DATASET_FILES["cub"]["images"],  # not the table: new splits reuse the cached features
@@ -48,8 +40,8 @@ rule cub_features:
 rule cub_classification_head:
     input:
         table=DATASET_FILES["cub"]["table"],
-        features=CUB_FEATURES.format(backbone=CUB_CLS["backbone"]) + ".npy",
-        info=CUB_FEATURES.format(backbone=CUB_CLS["backbone"]) + ".json",
+        features=f"{CUB_FEATURES}.npy".format(backbone=CUB_CLS["backbone"]),
+        info=f"{CUB_FEATURES}.json".format(backbone=CUB_CLS["backbone"]),
     output:
         model=f"models/classification/{CUB_HEAD_RUN}.pt",
         metrics=f"results/classification/runs/{CUB_HEAD_RUN}/metrics.parquet",

@@ -2,7 +2,6 @@
 # Whether each dataset's rules run is decided once in common.smk (DATASET_RUN, DATASET_FILES; params.yaml
 # `datasets`: auto → only when present, else one notice line on stderr; on → always; off → never).
 from softmax_mi.stages import datasets as datasets_stage
-from softmax_mi.data.raw import raw_source
 
 # Parse time, not onstart: onstart handlers do not run on --dry-run. Only the main process prints, so jobs that
 # re-parse the Snakefile (cluster / subprocess execution) stay quiet.
@@ -10,18 +9,6 @@ if workflow.is_main_process:
     for _name, (_run, _notice) in DATASET_AVAILABILITY.items():
         if _notice:
             print(_notice, file=sys.stderr)
-
-
-def dataset_raw_input(name):
-    """Input function: the archive if present, else the folder; absent → the notice as the error."""
-
-    def source(wildcards):
-        found = raw_source(config, name)
-        if found is None:
-            raise WorkflowError(DATASET_AVAILABILITY[name][1] or f"{name}: no raw data")
-        return str(found)
-
-    return source
 
 
 rule cub_prepare:

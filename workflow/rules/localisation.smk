@@ -10,24 +10,6 @@ WSOL_RUN = "{dataset}/{backbone}/{adl}/seed{seed}"
 WSOL_FIGURES = "results/localisation/figures/{dataset}/{figure}.png"
 
 
-def wsol_data(dataset):
-    """The dataset's folder in the softmax_mi.data.wsol format (images + one row per image)."""
-    if dataset == EMBEDDED_WSOL:
-        folder = f"data/wsol/{dataset}"
-        return {"images": f"{folder}/images.npy", "boxes": f"{folder}/boxes.parquet"}
-    return {"images": DATASET_FILES[dataset]["images"], "boxes": DATASET_FILES[dataset]["table"]}  # common.smk
-
-
-def wsol_leaves(pattern):
-    jobs = grid.wsol_jobs(config, WSOL_DATASETS)
-    return [pattern.format(dataset=d, backbone=b, adl=a, seed=s) for d, b, a, s in jobs]
-
-
-def wsol_figure_run(wildcards):
-    """The run whose maps and τ the dataset's figure shows (softmax_mi.grid.wsol_figure_run)."""
-    return grid.wsol_figure_run(config, wildcards.dataset)
-
-
 # `dataset` is constrained per rule: a global constraint would replace classification.smk's for its rules
 WSOL_DATASET = registry.alternatives(WSOL_DATASETS)
 

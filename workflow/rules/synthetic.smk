@@ -4,11 +4,6 @@ from softmax_mi.stages import synthetic as synthetic_stage
 SYNTHETIC = config["synthetic"]
 
 
-def synthetic_task(wildcards):
-    """The job's task definition (the grid: softmax_mi.grid)."""
-    return grid.synthetic_task(config, wildcards.task, wildcards.dim, wildcards.balance)
-
-
 SETTING = "{task}/d{dim}-{balance}"
 
 wildcard_constraints:
