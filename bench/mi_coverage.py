@@ -40,7 +40,8 @@ import torch
 from softmax_mi.data.synthetic import make_task
 from softmax_mi.estimators import build_estimator
 from softmax_mi.io import atomic_path
-from softmax_mi.mi import held_out_estimate, log_class_probability, mi_from_logits, stratified_split
+from softmax_mi.estimators.held_out import held_out_estimate, stratified_split
+from softmax_mi.mi import log_class_probability, mi_from_logits
 from softmax_mi.params import load_params
 from softmax_mi.samples import LabeledSample
 

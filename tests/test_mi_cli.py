@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from softmax_mi.cli import main
-from softmax_mi.mi import mi_from_features, mi_from_logits
+from softmax_mi.estimators.held_out import mi_from_features
+from softmax_mi.mi import mi_from_logits
 
 COUNTS = [100, 200, 300]
 

@@ -241,7 +241,7 @@ def two_gaussians(n: int = 600, seed: int = 0):
 
 
 def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_in_training():
-    from softmax_mi.mi import stratified_split
+    from softmax_mi.estimators.held_out import stratified_split
 
     labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 2)
     train, test = stratified_split(labels, 0.2, seed=4)
@@ -253,7 +253,7 @@ def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_in_training()
 
 def test_mi_from_features_is_the_estimators_number_with_an_interval():
     from softmax_mi.estimators import LabeledSample, build_estimator
-    from softmax_mi.mi import mi_from_features, stratified_split
+    from softmax_mi.estimators.held_out import mi_from_features, stratified_split
 
     x, y = two_gaussians()
     settings = {"epochs": 4, "hidden": [16], "batch_size": 100}
@@ -278,7 +278,7 @@ def test_mi_from_features_is_the_estimators_number_with_an_interval():
     ({"labels": np.zeros(5, int)}, r"one entry per row of logits \(600\)"),
 ])
 def test_mi_from_features_refuses_bad_inputs(kwargs, message):
-    from softmax_mi.mi import mi_from_features
+    from softmax_mi.estimators.held_out import mi_from_features
 
     x, y = two_gaussians()
     arguments = {"features": x, "labels": y, **kwargs}

@@ -7,8 +7,10 @@ Library entry points (usable without the pipeline):
   ``PCSoftmaxLoss``, ``LogitAdjustedLoss``, ``ClassBalancedLoss``, ``LDAMLoss`` (``nn.CrossEntropyLoss`` is plain
   softmax); also importable from :mod:`softmax_mi.losses` and from ``softmax_mi`` itself
 - :mod:`softmax_mi.estimators`  MI estimators with one call shape (``fit(train).estimate(test)`` in nats)
-- :mod:`softmax_mi.mi`          MI from a trained classifier's held-out logits (``mi_from_logits``) or from features
-  (``mi_from_features``), with a confidence interval; ``MIEstimate``, the result type of every estimator
+- :mod:`softmax_mi.mi`          MI from a trained classifier's held-out logits, with a confidence interval
+  (``mi_from_logits``); ``MIEstimate``, the result type of every estimator
+- :mod:`softmax_mi.estimators.held_out` ``mi_from_features``: MI from features and labels (an estimator fitted on a
+  seeded split), with the same interval
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
 - :mod:`softmax_mi.extractors`  torchcam-style map extractors ``CAM``, ``InfoCAM``, ``InfoCAMLeastLikely`` for any
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
@@ -30,7 +32,7 @@ _LOCATIONS = {
     "LogitAdjustedLoss": "loss_modules",
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
-    "mi_from_features": "mi",
+    "mi_from_features": "estimators.held_out",
     "mi_from_logits": "mi",
 }
 

@@ -144,7 +144,8 @@ def blame(error: Exception, files: dict[str, str]) -> CLIError:
 
 
 def run(args) -> None:
-    from softmax_mi.mi import mi_from_features, mi_from_logits
+    from softmax_mi.estimators.held_out import mi_from_features
+    from softmax_mi.mi import mi_from_logits
     from softmax_mi.registry import ESTIMATORS
 
     files = {"--labels": args.labels}
