@@ -14,8 +14,10 @@ and builds the interval on the held-out split. Reported per row:
   the trained model, ≤ 0 for pc_softmax; for softmax on imbalanced labels also + (log K − H(Y))), nats;
 - ``coverage_se``: binomial standard error of ``coverage``.
 
-Rows with ``interval = "clt"`` are the plain interval of :func:`softmax_mi.mi_from_logits`; rows with
-``interval = "clt+train"`` add the training variance: the interval is widened to value ± z·√(se² + s²_train),
+Rows with ``interval = "clt"`` are the plain interval of :func:`softmax_mi.mi_from_logits` (what
+``mi_from_features`` returns); ``interval = "stratified"`` uses the standard error of a stratified held-out mean
+(within-class variances over the held-out class sizes + the between-class variance over the whole sample): a check
+that the stratified split does not make the plain interval conservative here; rows with ``interval = "clt+train"`` add the training variance: the interval is widened to value ± z·√(se² + s²_train),
 with s²_train the variance of E[t | model] over training draws estimated *on other seeds* (a leave-one-seed-out
 estimate from the same table, so no row uses its own outcome); it is a diagnostic of how much of the miss is
 training noise, not a method a single user can apply.
@@ -27,7 +29,9 @@ training noise, not a method a single user can apply.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
+import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -118,6 +122,40 @@ def summarise(rows: list[dict], truth: float, z: float) -> list[dict]:
     return out
 
 
+def coverage_rows(task, truth: float, readout: str, settings: dict, n_total: int, fraction: float,
+                  seeds: int) -> list[dict]:
+    """One table row per interval kind for one task, read-out and training setting, over ``seeds`` seeds."""
+    draws = []
+    for seed in range(seeds):
+        estimate, expectation, stratified_se = one_seed(task, readout, settings, n_total, fraction, seed)
+        draws.append({"value": estimate.value, "se": estimate.se, "expectation": expectation,
+                      "stratified_se": stratified_se})
+    setting = {"readout": readout, "n_train": n_total - estimate.n, "n_test": estimate.n,
+               "epochs": settings["epochs"], "truth": truth}
+    return [{**setting, **summary} for summary in summarise(draws, truth, NormalDist().inv_cdf(0.975))]
+
+
+def run_job(job: tuple) -> list[dict]:
+    """The rows of one (task, read-out, setting), printed as they finish."""
+    name, spec, truth_draws, readout, settings, n_total, fraction, seeds = job
+    os.environ["SOFTMAX_MI_QUIET"] = "1"
+    task = make_task(spec)
+    truth = task.true_mi(truth_draws, np.random.default_rng(0))[0]
+    started = time.perf_counter()
+    rows = [{"task": name, **row} for row in coverage_rows(task, truth, readout, settings, n_total, fraction, seeds)]
+    report(name, rows, time.perf_counter() - started)
+    return rows
+
+
+def report(name: str, rows: list[dict], seconds: float) -> None:
+    clt, stratified, train = rows
+    print(f"{name:24s} {clt['readout']:10s} n_train={clt['n_train']} n_test={clt['n_test']} epochs={clt['epochs']}: "
+          f"coverage {clt['coverage']:.3f} (of E[t|model] {clt['coverage_model']:.3f}), stratified "
+          f"{stratified['coverage']:.3f}, +train {train['coverage']:.3f}; width {clt['mean_width']:.4f}, error "
+          f"{clt['mean_error']:+.4f} (sd {clt['sd_error']:.4f}), gap {clt['mean_gap']:+.4f} (sd {clt['sd_model']:.4f}) "
+          f"[{seconds:.0f} s]", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20 seeds, one task, print only (a smoke test)")
@@ -127,44 +165,27 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, nargs="+", default=[0.2],
                         help="held-out share (params.yaml test_ratio 0.2 gives 1/6 of the pairs; 0.2 here)")
     parser.add_argument("--tasks", nargs="*", default=None, help="task names (default: all)")
+    parser.add_argument("--readouts", nargs="+", default=["pc_softmax", "softmax"], choices=["pc_softmax", "softmax"])
+    parser.add_argument("--epochs", type=int, nargs="+", default=None,
+                        help="training epochs (default: params.yaml synthetic.neural.epochs, and 40)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each (2)")
     parser.add_argument("--output", default=str(ROOT / "docs" / "mi_coverage.csv"))
     args = parser.parse_args()
-    os.environ.setdefault("SOFTMAX_MI_QUIET", "1")
-    torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
     settings = dict(params["synthetic"]["neural"])
     specs = tasks(params)
     names = args.tasks or (["gaussian d=1 imbalanced"] if args.quick else
                            ["gaussian d=1 imbalanced", "gaussian d=2 balanced", "uniform"])
     seeds = 20 if args.quick else args.seeds
-    z = NormalDist().inv_cdf(0.975)
-    table = []
-    for name in names:
-        task = make_task(specs[name])
-        truth = task.true_mi(params["synthetic"]["truth_mc_samples"], np.random.default_rng(0))[0]
-        for n_total in args.n_total:
-            for fraction in args.test_fraction:
-                for readout in ("pc_softmax", "softmax"):
-                    started = time.perf_counter()
-                    rows = []
-                    # the softmax read-out is biased by design under imbalance (log K − H(Y)): a few seeds show it
-                    for seed in range(min(seeds, 20) if readout == "softmax" and "imbalanced" in name else seeds):
-                        estimate, expectation, stratified_se = one_seed(task, readout, settings, n_total, fraction,
-                                                                        seed)
-                        rows.append({"value": estimate.value, "se": estimate.se, "expectation": expectation,
-                                     "stratified_se": stratified_se})
-                    n_test = estimate.n
-                    for summary in summarise(rows, truth, z):
-                        table.append({"task": name, "readout": readout, "n_train": n_total - n_test, "n_test": n_test,
-                                      "truth": truth, **summary})
-                    last = table[-3]
-                    print(f"{name:26s} {readout:10s} n={n_total} test={fraction}: coverage {last['coverage']:.3f} "
-                          f"(of E[t|model] {last['coverage_model']:.3f}), stratified {table[-2]['coverage']:.3f} "
-                          f"({table[-2]['coverage_model']:.3f}), +train {table[-1]['coverage']:.3f}, "
-                          f"width {last['mean_width']:.4f}, error {last['mean_error']:+.4f}, gap "
-                          f"{last['mean_gap']:+.4f}, sd_error {last['sd_error']:.4f}, sd_model {last['sd_model']:.4f}, se {last['mean_se']:.4f} vs "
-                          f"{table[-2]['mean_width'] / 2 / z:.4f} "
-                          f"[{time.perf_counter() - started:.0f} s]", flush=True)
+    args.epochs = args.epochs or ([settings["epochs"]] if args.quick else [settings["epochs"], 40])
+    truth_draws = params["synthetic"]["truth_mc_samples"]
+    jobs = [(name, specs[name], truth_draws, readout, {**settings, "epochs": epochs}, n_total, fraction,
+             # the softmax read-out is biased by design under imbalance (log K − H(Y)): a few seeds show it
+             min(seeds, 20) if readout == "softmax" and "imbalanced" in name else seeds)
+            for name in names for n_total, fraction, epochs, readout in itertools.product(
+                args.n_total, args.test_fraction, args.epochs, args.readouts)]
+    with multiprocessing.get_context("spawn").Pool(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        table = [row for rows in pool.imap(run_job, jobs) for row in rows]
     frame = pd.DataFrame(table)
     if args.quick:
         print(frame.to_string(index=False))
