@@ -12,7 +12,10 @@ and builds the interval on the held-out split. Reported per row:
   fresh draws): what a central-limit interval over held-out terms is built to cover;
 - ``mean_width``, ``mean_error`` (estimate − truth), ``mean_gap`` (E[t | model] − truth: the Barber–Agakov gap of
   the trained model, ≤ 0 for pc_softmax; for softmax on imbalanced labels also + (log K − H(Y))), nats;
-- ``coverage_se``: binomial standard error of ``coverage``.
+- ``coverage_se``: binomial standard error of ``coverage``;
+- ``coverage_low``: share of seeds whose lower end ``low`` lies below the truth (``low`` read as a one-sided 97.5 %
+  lower confidence bound on I(X;Y), valid for pc_softmax because E[t | model] ≤ I(X;Y));
+- ``n_train``, ``n_test``: mean over seeds (the stratified split rounds per class).
 
 Rows with ``interval = "clt"`` are the plain interval of :func:`softmax_mi.mi_from_logits` (what
 ``mi_from_features`` returns); ``interval = "stratified"`` uses the standard error of a stratified held-out mean
@@ -116,6 +119,7 @@ def summarise(rows: list[dict], truth: float, z: float) -> list[dict]:
         rate = float(covered.mean())
         out.append({"interval": name, "seeds": n, "coverage": rate,
                     "coverage_se": math.sqrt(rate * (1 - rate) / n), "coverage_model": float(covered_model.mean()),
+                    "coverage_low": float((value - half <= truth).mean()),
                     "mean_width": float(2 * half.mean()), "mean_error": float((value - truth).mean()),
                     "sd_error": float(value.std(ddof=1)), "mean_gap": float((expectation - truth).mean()), "sd_model": float(expectation.std(ddof=1)),
                     "mean_se": float(se.mean())})
@@ -129,8 +133,9 @@ def coverage_rows(task, truth: float, readout: str, settings: dict, n_total: int
     for seed in range(seeds):
         estimate, expectation, stratified_se = one_seed(task, readout, settings, n_total, fraction, seed)
         draws.append({"value": estimate.value, "se": estimate.se, "expectation": expectation,
-                      "stratified_se": stratified_se})
-    setting = {"readout": readout, "n_train": n_total - estimate.n, "n_test": estimate.n,
+                      "stratified_se": stratified_se, "n_test": estimate.n})
+    n_test = float(np.mean([draw["n_test"] for draw in draws]))
+    setting = {"readout": readout, "n_train": n_total - n_test, "n_test": n_test,
                "epochs": settings["epochs"], "truth": truth}
     return [{**setting, **summary} for summary in summarise(draws, truth, NormalDist().inv_cdf(0.975))]
 
@@ -150,7 +155,8 @@ def run_job(job: tuple) -> list[dict]:
 def report(name: str, rows: list[dict], seconds: float) -> None:
     clt, stratified, train = rows
     print(f"{name:24s} {clt['readout']:10s} n_train={clt['n_train']} n_test={clt['n_test']} epochs={clt['epochs']}: "
-          f"coverage {clt['coverage']:.3f} (of E[t|model] {clt['coverage_model']:.3f}), stratified "
+          f"coverage {clt['coverage']:.3f} (of E[t|model] {clt['coverage_model']:.3f}, low {clt['coverage_low']:.3f}), "
+          f"stratified "
           f"{stratified['coverage']:.3f}, +train {train['coverage']:.3f}; width {clt['mean_width']:.4f}, error "
           f"{clt['mean_error']:+.4f} (sd {clt['sd_error']:.4f}), gap {clt['mean_gap']:+.4f} (sd {clt['sd_model']:.4f}) "
           f"[{seconds:.0f} s]", flush=True)
