@@ -1,4 +1,4 @@
-"""Coverage of the true I(X;Y) by the 95 % interval of a *trained* classifier's MI estimate (softmax_mi.mi_from_features).
+"""Coverage of the true I(X;Y) by the 95 % interval of a *trained* classifier's MI estimate (mi_from_features).
 
 For every synthetic task (params.yaml ``synthetic``: the Gaussian mixture, d = 1 and 2, imbalanced and balanced
 labels, and the uniform-overlap task) and each classifier read-out (``pc_softmax``, ``softmax``), every seed draws a
@@ -20,13 +20,14 @@ and builds the interval on the held-out split. Reported per row:
 Rows with ``interval = "clt"`` are the plain interval of :func:`softmax_mi.mi_from_logits` (what
 ``mi_from_features`` returns); ``interval = "stratified"`` uses the standard error of a stratified held-out mean
 (within-class variances over the held-out class sizes + the between-class variance over the whole sample): a check
-that the stratified split does not make the plain interval conservative here; rows with ``interval = "clt+train"`` add the training variance: the interval is widened to value ± z·√(se² + s²_train),
-with s²_train the variance of E[t | model] over training draws estimated *on other seeds* (a leave-one-seed-out
-estimate from the same table, so no row uses its own outcome); it is a diagnostic of how much of the miss is
-training noise, not a method a single user can apply.
+that the stratified split does not make the plain interval conservative here; rows with ``interval = "clt+train"``
+add the training variance: the interval is widened to value ± z·√(se² + s²_train), with s²_train the variance of
+E[t | model] over training draws estimated *on other seeds* (a leave-one-seed-out estimate from the same table, so
+no row uses its own outcome); it is a diagnostic of how much of the miss is training noise, not a method a single
+user can apply.
 
-    python bench/mi_coverage.py                  # 100 seeds per row, writes docs/mi_coverage.csv (~15 min, 1 thread)
-    python bench/mi_coverage.py --quick          # 20 seeds, one task, prints only
+    python bench/mi_coverage.py           # 100 seeds a row, 8 and 40 epochs: docs/mi_coverage.csv (20 min)
+    python bench/mi_coverage.py --quick   # 20 seeds, one task, 8 epochs, prints only (2 min)
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ def one_seed(task, readout: str, settings: dict, n_total: int, test_fraction: fl
     with torch.no_grad():
         test_logits = model.model(test.x)
     log_prior = None if readout == "softmax" else model.log_prior
-    terms = log_class_probability(test_logits, test.y, log_prior).double() + (math.log(k) if readout == "softmax" else 0)
+    offset = math.log(k) if readout == "softmax" else 0.0
+    terms = log_class_probability(test_logits, test.y, log_prior).double() + offset
     stratified_se = stratified_standard_error(terms, test.y, k, n_total)
     fresh_x, fresh_y = task.sample(tuple(rng.multinomial(FRESH, task.prior)), rng)
     with torch.no_grad():
@@ -121,7 +123,8 @@ def summarise(rows: list[dict], truth: float, z: float) -> list[dict]:
                     "coverage_se": math.sqrt(rate * (1 - rate) / n), "coverage_model": float(covered_model.mean()),
                     "coverage_low": float((value - half <= truth).mean()),
                     "mean_width": float(2 * half.mean()), "mean_error": float((value - truth).mean()),
-                    "sd_error": float(value.std(ddof=1)), "mean_gap": float((expectation - truth).mean()), "sd_model": float(expectation.std(ddof=1)),
+                    "sd_error": float(value.std(ddof=1)), "mean_gap": float((expectation - truth).mean()),
+                    "sd_model": float(expectation.std(ddof=1)),
                     "mean_se": float(se.mean())})
     return out
 

@@ -57,7 +57,8 @@ def register(sub) -> None:
     parser.add_argument("--readout", choices=("pc_softmax", "softmax"),
                         help="--logits read-out (default: pc_softmax with --class-counts, else softmax)")
     parser.add_argument("--estimator", default="pc_softmax", metavar="NAME",
-                        help="--features estimator: pc_softmax (default), softmax, mine, infonce, nwj, knn, sklearn_knn")
+                        help="--features estimator: pc_softmax (default), softmax, mine, infonce, nwj, knn, "
+                             "sklearn_knn")
     parser.add_argument("--seed", type=int, default=0, help="--features: seed of the split and the training (0)")
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="--features: held-out share of each class (0.2)")
