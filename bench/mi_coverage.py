@@ -157,7 +157,8 @@ def run_job(job: tuple) -> list[dict]:
 
 def report(name: str, rows: list[dict], seconds: float) -> None:
     clt, stratified, train = rows
-    print(f"{name:24s} {clt['readout']:10s} n_train={clt['n_train']:.0f} n_test={clt['n_test']:.0f} epochs={clt['epochs']}: "
+    print(f"{name:24s} {clt['readout']:10s} n_train={clt['n_train']:.0f} n_test={clt['n_test']:.0f} "
+          f"epochs={clt['epochs']}: "
           f"coverage {clt['coverage']:.3f} (of E[t|model] {clt['coverage_model']:.3f}, low {clt['coverage_low']:.3f}), "
           f"stratified "
           f"{stratified['coverage']:.3f}, +train {train['coverage']:.3f}; width {clt['mean_width']:.4f}, error "
