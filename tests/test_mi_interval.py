@@ -182,3 +182,105 @@ def test_top_level_export_is_lazy_and_torch_free():
             "print(light, mi_from_logits is m.mi_from_logits, MIEstimate is m.MIEstimate)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+# ------------------------------------------------------------------------------------ one result type, one term
+
+
+def test_one_mi_estimate_class_for_every_estimator():
+    import softmax_mi
+    import softmax_mi.estimators as estimators
+
+    assert estimators.MIEstimate is softmax_mi.MIEstimate is MIEstimate
+    plain = MIEstimate(value=np.float32(0.5), details={"k": 3})
+    assert (type(plain.value), plain.has_interval, str(plain)) == (float, False, "0.500 nats (no interval)")
+    assert plain.as_record()["low"] is None
+    with pytest.raises(FloatingPointError, match="diverged"):
+        MIEstimate(value=math.nan)
+
+
+def test_the_read_outs_share_one_per_example_term_bit_for_bit():
+    """The estimators and the classification tables compute through log_class_probability: the same floats as the
+    formulas they used before (float32 and float64 logits)."""
+    from softmax_mi.losses import log_pc_softmax
+    from softmax_mi.mi import log_class_probability
+
+    for dtype in (torch.float32, torch.float64):
+        logits, labels = random_logits(3)
+        logits = logits.to(dtype)
+        log_prior = log_prior_from_counts(torch.tensor(IMBALANCED))
+        pc = PCSoftmaxMI()
+        pc.log_prior = log_prior
+        old_pc = log_pc_softmax(logits, log_prior).gather(1, labels[:, None]).squeeze(1)
+        old_sm = torch.log_softmax(logits, dim=1).gather(1, labels[:, None]).squeeze(1)
+        assert torch.equal(log_class_probability(logits, labels, log_prior), old_pc)
+        assert torch.equal(pc.pointwise_mi(logits, labels), old_pc)
+        assert torch.equal(SoftmaxMI().pointwise_mi(logits, labels), old_sm + math.log(5))
+        metrics, _ = classification_metrics(logits, labels, log_prior, torch.tensor(IMBALANCED))
+        assert metrics["mi_estimate"] == float(old_pc[:, None].double().mean())
+        assert metrics["mi_softmax_estimate"] == float(old_sm[:, None].double().mean() + math.log(5))
+
+
+def test_one_class_count_check_for_losses_modules_and_mi():
+    from softmax_mi.loss_modules import PCSoftmaxLoss
+
+    message = r"class_counts must be positive and finite; classes \[1\] have \[0.0\] \(a class absent"
+    for call in (lambda: log_prior_from_counts(torch.tensor([3, 0, 2])), lambda: PCSoftmaxLoss([3, 0, 2]),
+                 lambda: mi_from_logits(*random_logits(n=10, k=3), class_counts=[3, 0, 2])):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+# ------------------------------------------------------------------------------------ from features
+
+
+def two_gaussians(n: int = 600, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    return rng.normal(2.0 * y, 1.0)[:, None].astype(np.float32), y
+
+
+def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_in_training():
+    from softmax_mi.estimators.held_out import stratified_split
+
+    labels = torch.tensor([0] * 50 + [1] * 7 + [2] * 2)
+    train, test = stratified_split(labels, 0.2, seed=4)
+    assert torch.bincount(labels[test], minlength=3).tolist() == [10, 1, 0]  # round(0.4) = 0; never the last one
+    assert sorted(torch.cat([train, test]).tolist()) == list(range(59))
+    again = stratified_split(labels, 0.2, seed=4)
+    assert torch.equal(again[1], test) and not torch.equal(stratified_split(labels, 0.2, seed=5)[1], test)
+
+
+def test_mi_from_features_is_the_estimators_number_with_an_interval():
+    from softmax_mi.estimators import LabeledSample, build_estimator
+    from softmax_mi.estimators.held_out import mi_from_features, stratified_split
+
+    x, y = two_gaussians()
+    settings = {"epochs": 4, "hidden": [16], "batch_size": 100}
+    result = mi_from_features(x, y, estimator="pc_softmax", test_fraction=0.25, seed=2, settings=settings)
+    train_index, test_index = stratified_split(torch.as_tensor(y), 0.25, 2)
+    train = LabeledSample.from_arrays(x[train_index], y[train_index], 2)
+    test = LabeledSample.from_arrays(x[test_index], y[test_index], 2)
+    direct = build_estimator("pc_softmax", settings=settings, seed=2).fit(train).estimate(test)
+    assert result.value == pytest.approx(direct.value, rel=1e-6)
+    assert result.has_interval and result.n == len(test) == 150 and result.details["n_train"] == 450
+    assert result.low < result.value < result.high
+    assert mi_from_features(x, y, test_fraction=0.25, seed=2, settings=settings) == result  # seeded
+    knn = mi_from_features(x, y, estimator="knn", seed=2)
+    assert not knn.has_interval and knn.n == 120
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"estimator": "mutual"}, "unknown estimator 'mutual'; use one of softmax, pc_softmax"),
+    ({"test_fraction": 1.0}, r"test_fraction must be a number in \(0, 1\)"),
+    ({"labels": np.r_[np.zeros(599, int), 2]}, r"labels: classes \[1, 2\] have fewer than 2 examples"),
+    ({"features": np.full((600, 1), math.nan)}, "features has non-finite entries"),
+    ({"labels": np.zeros(5, int)}, r"one entry per row of logits \(600\)"),
+])
+def test_mi_from_features_refuses_bad_inputs(kwargs, message):
+    from softmax_mi.estimators.held_out import mi_from_features
+
+    x, y = two_gaussians()
+    arguments = {"features": x, "labels": y, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        mi_from_features(arguments.pop("features"), arguments.pop("labels"), **arguments)

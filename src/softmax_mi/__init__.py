@@ -8,6 +8,9 @@ Library entry points (usable without the pipeline):
   softmax); also importable from :mod:`softmax_mi.losses` and from ``softmax_mi`` itself
 - :mod:`softmax_mi.estimators`  MI estimators with one call shape (``fit(train).estimate(test)`` in nats)
 - :mod:`softmax_mi.mi`          MI from a trained classifier's held-out logits, with a confidence interval
+  (``mi_from_logits``); ``MIEstimate``, the result type of every estimator
+- :mod:`softmax_mi.estimators.held_out` ``mi_from_features``: MI from features and labels (an estimator fitted on a
+  seeded split), with the same interval
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
 - :mod:`softmax_mi.extractors`  torchcam-style map extractors ``CAM``, ``InfoCAM``, ``InfoCAMLeastLikely`` for any
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
@@ -32,6 +35,7 @@ _LOCATIONS = {
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
     "WSOLScores": "localisation.score",
+    "mi_from_features": "estimators.held_out",
     "mi_from_logits": "mi",
     "score_maps": "localisation.score",
 }

@@ -26,12 +26,12 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Losses": ("`nn.Module` losses built from the training class counts (`nn.CrossEntropyLoss` is plain softmax).",
                ("PCSoftmaxLoss", "LogitAdjustedLoss", "ClassBalancedLoss", "LDAMLoss")),
     "Mutual information": ("A trained classifier read as an MI estimator, with a confidence interval (nats).",
-                           ("mi_from_logits", "MIEstimate")),
+                           ("mi_from_logits", "mi_from_features", "MIEstimate")),
     "Scoring maps (WSOL)": ("GT-known / Top-1 loc, MaxBoxAcc and MaxBoxAccV2 of any maps, in this project's convention "
                             "or clovaai/wsolevaluation's.", ("score_maps", "WSOLScores")),
 }
 
-COMMANDS: tuple[str, ...] = ("score-maps",)  # `softmax-mi <command> --help` texts included in the reference
+COMMANDS: tuple[str, ...] = ("mi", "score-maps")  # `softmax-mi <command> --help` texts included in the reference
 HELP_WIDTH = "100"  # argparse wraps at $COLUMNS: fixed, so the text does not depend on the terminal
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from softmax_mi.classification import RunId
-from softmax_mi.losses import log_pc_softmax, log_prior_from_counts, posthoc_adjusted_logits
+from softmax_mi.losses import log_prior_from_counts, posthoc_adjusted_logits
+from softmax_mi.mi import log_class_probability
 from softmax_mi.provenance import provenance
 
 
@@ -39,8 +40,8 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior
     ])
     if minority is None:
         minority = (train_counts < train_counts.max()).numpy()
-    log_pc = log_pc_softmax(logits, log_prior).gather(1, labels[:, None])
-    log_sm = torch.log_softmax(logits, -1).gather(1, labels[:, None])
+    log_pc = log_class_probability(logits, labels, log_prior)
+    log_sm = log_class_probability(logits, labels)
     metrics = {
         "micro_acc": float(correct.mean()),
         "macro_acc": float(np.nanmean(per_class)),

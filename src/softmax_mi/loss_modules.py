@@ -20,6 +20,7 @@ from torch import nn
 
 from softmax_mi.losses import (
     class_balanced_loss,
+    checked_counts,
     class_balanced_weights,
     ldam_loss,
     ldam_margins,
@@ -31,19 +32,6 @@ from softmax_mi.losses import (
 __all__ = ["ClassBalancedLoss", "LDAMLoss", "LogitAdjustedLoss", "PCSoftmaxLoss"]
 
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def checked_counts(class_counts: Sequence[float] | torch.Tensor) -> torch.Tensor:
-    """The class counts as a float64 vector, refused with a clear message unless 1-D, non-empty, positive, finite."""
-    counts = torch.as_tensor(class_counts).detach().to("cpu", torch.float64)
-    if counts.ndim != 1 or counts.numel() == 0:
-        raise ValueError(f"class_counts must be a non-empty 1-D sequence (one count per class), got shape "
-                         f"{tuple(counts.shape)}")
-    bad = torch.nonzero(~torch.isfinite(counts) | (counts <= 0)).flatten().tolist()
-    if bad:
-        raise ValueError(f"class_counts must be positive and finite; classes {bad} have "
-                         f"{[float(counts[i]) for i in bad]}")
-    return counts
 
 
 def checked_number(name: str, value: float, low: float, high: float = math.inf, *, closed_high: bool = False) -> float:

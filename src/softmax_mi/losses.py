@@ -22,13 +22,36 @@ import torch.nn.functional as F
 from softmax_mi import registry
 
 
+def checked_counts(class_counts, *, name: str = "class_counts", n_classes: int | None = None) -> torch.Tensor:
+    """``class_counts`` as a float64 CPU vector, refused with a clear message unless 1-D, non-empty (with
+    ``n_classes`` entries when given), positive and finite. The one check of training class counts (and of a prior
+    given directly, with ``name="prior"``) used by the losses, their modules and :func:`softmax_mi.mi_from_logits`.
+
+    Example::
+
+        checked_counts([500, 50, 5])        # tensor([500., 50., 5.], dtype=torch.float64)
+        checked_counts([500, 0, 5])         # ValueError: ... classes [1] have [0.0] ...
+    """
+    counts = torch.as_tensor(class_counts).detach().to("cpu", torch.float64)
+    if counts.ndim != 1 or counts.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence (one count per class), got shape "
+                         f"{tuple(counts.shape)}")
+    if n_classes is not None and counts.shape[0] != n_classes:
+        raise ValueError(f"{name} must be 1-D with one entry per class ({n_classes}, the columns of the logits), got "
+                         f"shape {tuple(counts.shape)}")
+    bad = torch.nonzero(~torch.isfinite(counts) | (counts <= 0)).flatten().tolist()
+    if bad:
+        raise ValueError(f"{name} must be positive and finite; classes {bad} have {[float(counts[i]) for i in bad]} "
+                         "(a class absent from training has no prior: drop its logit column and its examples)")
+    return counts
+
+
 def log_prior_from_counts(counts: torch.Tensor) -> torch.Tensor:
-    """log π from per-class counts; a class with no examples is an error, not a silent −inf."""
-    counts = torch.as_tensor(counts, dtype=torch.float64)
-    if (counts <= 0).any():
-        empty = torch.nonzero(counts <= 0).flatten().tolist()
-        raise ValueError(f"classes {empty} have no training examples; the label prior needs every class")
-    return (counts / counts.sum()).log().float()
+    """log π (float32, on the device of ``counts``) from per-class counts; a class with no examples is an error
+    (see :func:`checked_counts`), not a silent −inf."""
+    checked = checked_counts(counts)
+    log_prior = (checked / checked.sum()).log().float()
+    return log_prior.to(counts.device) if isinstance(counts, torch.Tensor) else log_prior
 
 
 def log_pc_softmax(logits: torch.Tensor, log_prior: torch.Tensor) -> torch.Tensor:

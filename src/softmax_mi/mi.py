@@ -17,33 +17,57 @@ exactly what the interval covers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import torch
 
 from softmax_mi import losses
 
-__all__ = ["MIEstimate", "mi_from_logits"]
+__all__ = ["MIEstimate", "log_class_probability", "mi_from_logits"]
 
 READOUTS = ("pc_softmax", "softmax")
 
 
 @dataclass(frozen=True)
 class MIEstimate:
-    """An MI estimate with its confidence interval: ``value`` in [``low``, ``high``] at confidence ``level``,
-    ``se`` the standard error of ``value``, ``n`` the number of held-out examples it averages, in ``unit``."""
+    """An estimate of I(X;Y): ``value`` in [``low``, ``high``] at confidence ``level``, ``se`` the standard error of
+    ``value``, ``n`` the number of held-out examples it uses, all in ``unit`` (nats unless converted), and
+    ``details``: whatever diagnostics the estimator has (accuracies, training steps, ...).
+
+    The one result type of the package: :func:`mi_from_logits`, :func:`mi_from_features` and every estimator of
+    :mod:`softmax_mi.estimators` (``estimator.fit(train).estimate(test)``) return it. An estimate without an
+    interval (the kNN and critic estimators, see :func:`mi_from_features`) has ``low``, ``high`` and ``se`` NaN.
+    A NaN ``value`` is refused (the estimator diverged).
+
+    Example::
+
+        estimate = mi_from_logits(logits, labels, class_counts=[500, 50, 5])
+        print(estimate)              # 0.812 nats [0.794, 0.830] (95 % CI, n=2000)
+        estimate.to_bits().value     # the same estimate in bits
+    """
 
     value: float
-    low: float
-    high: float
-    se: float
-    n: int
+    low: float = math.nan
+    high: float = math.nan
+    se: float = math.nan
+    n: int | None = None
     level: float = 0.95
     unit: str = "nats"
+    details: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", float(self.value))
+        if math.isnan(self.value):
+            raise FloatingPointError("MI estimate is NaN; the estimator diverged (try a smaller learning rate)")
+
+    @property
+    def has_interval(self) -> bool:
+        """Whether the estimate carries a confidence interval (``low`` and ``high`` are numbers)."""
+        return not (math.isnan(self.low) or math.isnan(self.high))
 
     def to_bits(self) -> MIEstimate:
-        """The same estimate in bits (every number divided by log 2)."""
+        """The same estimate in bits (value, bounds and standard error divided by log 2; ``details`` unchanged)."""
         if self.unit == "bits":
             return self
         if self.unit != "nats":
@@ -52,9 +76,19 @@ class MIEstimate:
         return replace(self, value=self.value / scale, low=self.low / scale, high=self.high / scale,
                        se=self.se / scale, unit="bits")
 
+    def as_record(self) -> dict[str, float | int | str | None]:
+        """The estimate as a flat JSON-ready dict: value, low, high, se, n, level, unit (NaN bounds as None)."""
+        record = {"value": self.value, "low": self.low, "high": self.high, "se": self.se, "n": self.n,
+                  "level": self.level, "unit": self.unit}
+        return {key: None if isinstance(value, float) and math.isnan(value) else value
+                for key, value in record.items()}
+
     def __str__(self) -> str:
+        size = "" if self.n is None else f", n={self.n}"
+        if not self.has_interval:
+            return f"{self.value:.3f} {self.unit} (no interval{size})"
         return (f"{self.value:.3f} {self.unit} [{self.low:.3f}, {self.high:.3f}] "
-                f"({round(100 * self.level, 6):g} % CI, n={self.n})")
+                f"({round(100 * self.level, 6):g} % CI{size})")
 
 
 def _tensor(value, name: str) -> torch.Tensor:
@@ -63,6 +97,17 @@ def _tensor(value, name: str) -> torch.Tensor:
     except (TypeError, ValueError, RuntimeError) as error:
         raise TypeError(f"{name} must be a numpy array or torch tensor of numbers, got {type(value).__name__} "
                         f"({error})") from None
+
+
+def _open_unit(name: str, value, example: float) -> float:
+    """``value`` as a float in the open interval (0, 1), else a ValueError naming ``name``."""
+    try:
+        valid = 0 < float(value) < 1
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{name} must be a number in (0, 1), e.g. {example}, got {value!r}")
+    return float(value)
 
 
 def _logits(logits) -> torch.Tensor:
@@ -108,17 +153,28 @@ def _log_prior(class_counts, prior, k: int) -> torch.Tensor:
         raise ValueError('readout="pc_softmax" needs the training label prior: pass class_counts= (the number of '
                          "training examples per class) or prior= (class probabilities), not both")
     name, values = ("class_counts", class_counts) if prior is None else ("prior", prior)
-    values = _tensor(values, name).detach().to(dtype=torch.float64, device="cpu")
-    if values.dim() != 1 or values.shape[0] != k:
-        raise ValueError(f"{name} must be 1-D with one entry per class ({k}, the columns of logits), got shape "
-                         f"{tuple(values.shape)}")
-    if not bool(torch.isfinite(values).all()) or bool((values <= 0).any()):
-        bad = torch.nonzero(~(torch.isfinite(values) & (values > 0))).flatten().tolist()
-        raise ValueError(f"{name} must be finite and positive for every class; classes {bad} are not (a class "
-                         "absent from training has no prior: drop its logit column and its test examples)")
+    values = losses.checked_counts(_tensor(values, name), name=name, n_classes=k)
     if prior is not None and abs(float(values.sum()) - 1.0) > 1e-6:
         raise ValueError(f"prior must sum to 1, got {float(values.sum()):.6g}; pass class_counts= for raw counts")
     return (values / values.sum()).log()
+
+
+def log_class_probability(logits: torch.Tensor, labels: torch.Tensor,
+                          log_prior: torch.Tensor | None = None) -> torch.Tensor:
+    """log q(y_i | x_i) of each example's own label, (n,), in the dtype of ``logits``: log PC_{y_i}(x_i) with the
+    label prior ``log_prior`` (log π, (K,)), or log softmax_{y_i}(x_i) without it.
+
+    The per-example term of every classifier read-out of the package (:func:`mi_from_logits`, the classifier
+    estimators, the classification tables' ``mi_estimate`` / ``mi_softmax_estimate``): the PC-softmax term is this
+    value, the softmax term this value + log K. No input checks (see :func:`mi_from_logits` for checked inputs).
+
+    Example::
+
+        terms = log_class_probability(logits, labels, log_prior=torch.tensor([0.5, 0.5]).log())
+        terms.mean()    # the PC-softmax MI estimate, nats
+    """
+    log_q = torch.log_softmax(logits, dim=1) if log_prior is None else losses.log_pc_softmax(logits, log_prior)
+    return log_q.gather(1, labels[:, None]).squeeze(1)
 
 
 def mi_from_logits(logits, labels, *, class_counts=None, prior=None, readout: str = "pc_softmax",
@@ -152,34 +208,41 @@ def mi_from_logits(logits, labels, *, class_counts=None, prior=None, readout: st
     imbalance. A test set with fixed per-class counts (stratified, as the synthetic pipeline draws it) makes the
     interval conservative; skewed or heavy-tailed t_i (near-zero probabilities of the true class) and small n make
     it optimistic. Checked on the synthetic tasks with Bayes-optimal logits (``tests/test_mi_interval.py``): a 95 %
-    interval covers the true I(X;Y) in about 93.5 % of test sets of 300 points and 95 % at 1,000 points.
+    interval covers the true I(X;Y) in about 93.5 % of test sets of 300 points and 95 % at 1,000 points. With
+    *trained* MLP classifiers (``bench/mi_coverage.py``, ``docs/mi_coverage.csv``, 2,500 held-out points) it covers
+    the model's own E[t] in 95–98 % of seeds, and the truth only as far as the model is near Bayes-optimal: 94–97 %
+    on the Gaussian tasks trained to convergence, 86–93 % with the pipeline's 8 epochs, 0 % on the uniform task
+    (gap ≈ −0.1 nats). Since E[t] ≤ I(X;Y) for the PC-softmax read-out (up to KL(π‖π̂) ≈ (K − 1)/(2·n_train)
+    when π̂ comes from training counts), ``low`` is a one-sided 97.5 % lower confidence bound on I(X;Y) whatever the
+    gap (below the truth in 99–100 % of seeds there).
+
+    Example::
+
+        model.eval()
+        with torch.no_grad():
+            logits = torch.cat([model(x) for x, _ in test_loader])
+        labels = torch.cat([y for _, y in test_loader])
+        estimate = mi_from_logits(logits, labels, class_counts=train_class_counts)
+        print(estimate)     # e.g. 1.372 nats [1.351, 1.393] (95 % CI, n=10000)
     """
     if readout not in READOUTS:
         raise ValueError(f"unknown readout {readout!r}; use one of {', '.join(map(repr, READOUTS))}")
-    try:
-        valid = 0 < float(level) < 1
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"level must be a number in (0, 1), e.g. 0.95, got {level!r}")
-    level = float(level)
+    level = _open_unit("level", level, 0.95)
     logits = _logits(logits)
     n, k = logits.shape
     labels = _labels(labels, n, k, logits.device)
+    if readout == "pc_softmax":
+        log_prior, offset = _log_prior(class_counts, prior, k), 0.0
+    else:
+        if class_counts is not None or prior is not None:
+            raise ValueError('readout="softmax" uses no prior (it assumes π = 1/K): drop class_counts/prior, '
+                             'or use readout="pc_softmax"')
+        log_prior, offset = None, math.log(k)
     with torch.no_grad():
-        if readout == "pc_softmax":
-            log_prior = _log_prior(class_counts, prior, k)
-            log_p = losses.log_pc_softmax(logits, log_prior)
-            offset = 0.0
-        else:
-            if class_counts is not None or prior is not None:
-                raise ValueError('readout="softmax" uses no prior (it assumes π = 1/K): drop class_counts/prior, '
-                                 'or use readout="pc_softmax"')
-            log_p = torch.log_softmax(logits, dim=-1)
-            offset = math.log(k)
-        terms = log_p.gather(1, labels[:, None]).squeeze(1).double().cpu().numpy() + offset
+        terms = log_class_probability(logits, labels, log_prior).double().cpu().numpy() + offset
     value = float(terms.mean())
     se = float(terms.std(ddof=1) / math.sqrt(n))
     z = NormalDist().inv_cdf(0.5 + level / 2)
     return MIEstimate(value=value, low=value - z * se, high=value + z * se, se=se, n=n, level=level)
+
 

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
+from softmax_mi.mi import MIEstimate
 from softmax_mi.samples import LabeledSample
 
-__all__ = ["LabeledSample", "MIEstimate", "MIEstimator"]  # LabeledSample: re-exported from its own module
-
-
-@dataclass
-class MIEstimate:
-    """An estimate of I(X;Y) in nats, with whatever diagnostics the estimator has (accuracies, steps, ...)."""
-
-    value: float
-    details: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.value = float(self.value)
-        if math.isnan(self.value):
-            raise FloatingPointError("MI estimate is NaN; the estimator diverged (try a smaller learning rate)")
+# LabeledSample and MIEstimate (the package's one result type, softmax_mi.MIEstimate): re-exported from their modules
+__all__ = ["LabeledSample", "MIEstimate", "MIEstimator"]
 
 
 class MIEstimator(ABC):

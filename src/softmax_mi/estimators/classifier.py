@@ -15,6 +15,7 @@ import torch
 
 from softmax_mi import losses
 from softmax_mi.estimators.base import LabeledSample, MIEstimate, MIEstimator
+from softmax_mi.mi import log_class_probability
 from softmax_mi.models.mlp import MLP
 from softmax_mi.training import TrainConfig, build_seeded, train
 
@@ -33,7 +34,8 @@ class ClassifierMI(MIEstimator):
         raise NotImplementedError
 
     def pointwise_mi(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The per-example term whose held-out mean is the estimate (nats)."""
+        """The per-example term whose held-out mean is the estimate (nats); the terms of
+        :func:`softmax_mi.mi_from_logits` with the same read-out."""
         raise NotImplementedError
 
     def fit(self, train_data: LabeledSample) -> ClassifierMI:
@@ -77,8 +79,7 @@ class SoftmaxMI(ClassifierMI):
         return losses.softmax_cross_entropy(logits, y)
 
     def pointwise_mi(self, logits, y):
-        log_softmax = torch.log_softmax(logits, dim=1)
-        return log_softmax.gather(1, y[:, None]).squeeze(1) + math.log(logits.shape[1])
+        return log_class_probability(logits, y) + math.log(logits.shape[1])
 
 
 class PCSoftmaxMI(ClassifierMI):
@@ -90,4 +91,4 @@ class PCSoftmaxMI(ClassifierMI):
         return losses.pc_softmax_loss(logits, y, self.log_prior)
 
     def pointwise_mi(self, logits, y):
-        return losses.log_pc_softmax(logits, self.log_prior).gather(1, y[:, None]).squeeze(1)
+        return log_class_probability(logits, y, self.log_prior)
