@@ -11,6 +11,8 @@ Library entry points (usable without the pipeline):
 - :mod:`softmax_mi.data`        synthetic tasks with known mutual information
 - :mod:`softmax_mi.extractors`  torchcam-style map extractors ``CAM``, ``InfoCAM``, ``InfoCAMLeastLikely`` for any
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
+- :mod:`softmax_mi.localise`    ``Localiser``: top-k classes, CAM / infoCAM maps, boxes and overlays for image files,
+  with the shipped EfficientNet-Lite0 ImageNet weights, a torchvision ResNet checkpoint or any GAP classifier
 
 Top-level names (``from softmax_mi import mi_from_logits``) are loaded lazily: importing the package stays torch-free.
 """
@@ -26,6 +28,7 @@ _LOCATIONS = {
     "InfoCAM": "extractors",
     "InfoCAMLeastLikely": "extractors",
     "LDAMLoss": "loss_modules",
+    "Localiser": "localise",
     "LogitAdjustedLoss": "loss_modules",
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
