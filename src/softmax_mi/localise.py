@@ -36,21 +36,21 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
-from softmax_mi.cam import upsample
-from softmax_mi.extractors import CAM, InfoCAM, InfoCAMLeastLikely, find_layers
 from softmax_mi.localisation.boxes import largest_component_boxes
+
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI's parser imports this module's constants
+    import torch
+    from torch import nn
 
 __all__ = ["COLUMNS", "ARCHS", "ImageBatch", "Localisation", "Localiser", "expand_inputs", "imagenet_class_names",
            "load_images", "read_image", "render_overlay"]
 
 ARCHS = ("efficientnet_lite0", "resnet18", "resnet50")  # what Localiser.pretrained loads
-METHODS = {"cam": CAM, "infocam": InfoCAM, "infocam_leastlikely": InfoCAMLeastLikely}
+METHODS = ("cam", "infocam", "infocam_leastlikely")  # the extractors of softmax_mi.extractors, by weight rule
 DEFAULT_TAU = 0.2  # params.yaml localisation.paper_threshold: the `paper` protocol's fixed τ
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -140,6 +140,7 @@ class ImageBatch:
 
 def load_images(paths: Sequence[str | Path], image_size: int) -> tuple[ImageBatch, list[str]]:
     """Decode and resize ``paths``; the readable ones form the batch, each other one gives an error line."""
+    import torch
     from PIL import Image
 
     kept, images, arrays, errors = [], [], [], []
@@ -210,6 +211,10 @@ class Localiser:
                  top_k: int = 5, box_ranks: int = 1, tau: float = DEFAULT_TAU, region_k: int = 3,
                  target_layer: nn.Module | str | None = None, fc_layer: nn.Linear | str | None = None,
                  device: str = "cpu", name: str | None = None, weights: str = "given module"):
+        import torch
+        from torch import nn
+
+        from softmax_mi.extractors import find_layers
         from softmax_mi.models.feature_backbones import scale_pixels
         from softmax_mi.runtime import resolve_device
 
@@ -252,6 +257,7 @@ class Localiser:
         Class names: ImageNet's for 1,000 outputs, else ``class_names`` or ``"class <i>"``. ``kwargs`` go to
         :class:`Localiser` (``methods``, ``top_k``, ``tau``, ``device``, …).
         """
+        from softmax_mi.extractors import find_layers
         from softmax_mi.io import file_digest
 
         if arch not in ARCHS:
@@ -278,6 +284,8 @@ class Localiser:
     # ---------------------------------------------------------------------------------------------- running
     def preprocess(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 ``[B, 3, S, S]`` (S = ``image_size``) → the float input the weights expect, on the device."""
+        import torch
+
         from softmax_mi.models.feature_backbones import scale_pixels
 
         side = (self.image_size, self.image_size)
@@ -286,29 +294,37 @@ class Localiser:
                              f"{tuple(pixels.shape)} (load_images resizes files to image_size)")
         return scale_pixels(pixels.to(self.device).float(), self.scaling)
 
-    @torch.no_grad()
     def __call__(self, pixels: torch.Tensor, sizes: np.ndarray | None = None) -> Localisation:
         """Localise a batch: ``pixels`` uint8 ``[B, 3, S, S]``; ``sizes`` ``[B, 2]`` original (width, height) the
         boxes are scaled to (default: S × S)."""
+        import torch
+
         batch = len(pixels)
         sizes = np.full((batch, 2), self.image_size, np.int64) if sizes is None else np.asarray(sizes, np.int64)
-        x = self.preprocess(pixels)
-        with ExitStack() as stack:  # hooks live for this forward pass only
+        with torch.no_grad(), ExitStack() as stack:  # hooks live for this forward pass only
+            x = self.preprocess(pixels)
             extractors = {method: stack.enter_context(self._extractor(method)) for method in self.methods}
             logits = self.model(x)
             probabilities, classes = logits.float().softmax(dim=1).topk(self.top_k, dim=1)
             maps = {method: extractor(classes) for method, extractor in extractors.items()}
-        boxes = self._boxes(maps, sizes)
+            boxes = self._boxes(maps, sizes)
         return Localisation(probabilities.cpu(), classes.cpu(), {m: v.cpu() for m, v in maps.items()}, boxes,
                             sizes, self.tau)
 
     def _extractor(self, method: str):
+        from softmax_mi.extractors import CAM, InfoCAM, InfoCAMLeastLikely
+
         if method == "cam":
             return CAM(self.model, self.target_layer, self.fc_layer)
-        return METHODS[method](self.model, self.target_layer, self.fc_layer, k=self.region_k)
+        extractor = InfoCAM if method == "infocam" else InfoCAMLeastLikely
+        return extractor(self.model, self.target_layer, self.fc_layer, k=self.region_k)
 
     def _boxes(self, maps: dict[str, torch.Tensor], sizes: np.ndarray) -> dict[str, np.ndarray]:
         """Boxes of the first ``box_ranks`` maps of each image, for every method at once (see the module doc)."""
+        import torch
+
+        from softmax_mi.cam import upsample
+
         batch, ranks = len(sizes), self.box_ranks
         if ranks == 0 or batch == 0:
             return {method: np.zeros((batch, ranks, 4), np.int64) for method in self.methods}
@@ -369,6 +385,7 @@ class Localiser:
 
 
 def _load_resnet(arch: str, weights: str) -> tuple[nn.Module, Path]:
+    import torch
     import torchvision
 
     from softmax_mi.io import load_checkpoint
