@@ -402,11 +402,15 @@ def _load_resnet(arch: str, weights: str) -> tuple[nn.Module, Path]:
         raise ValueError(f"{path}: no fc.weight tensor: not a torchvision {arch} state dict ({fix})")
     state = {key.removeprefix("module."): value for key, value in state.items()}  # saved from DataParallel
     model = getattr(torchvision.models, arch)(weights=None, num_classes=state["fc.weight"].shape[0])
-    result = model.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(f"{path}: not a torchvision {arch} state dict: {len(result.missing_keys)} tensors missing "
-                         f"(first: {result.missing_keys[:2]}), {len(result.unexpected_keys)} unexpected "
-                         f"(first: {result.unexpected_keys[:2]}) ({fix})")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    wrong = sorted(key for key in set(own) & set(state) if tuple(own[key].shape) != tuple(state[key].shape))
+    unexpected = sorted(set(state) - set(own))
+    if missing or wrong or unexpected:
+        raise ValueError(f"{path}: not a torchvision {arch} state dict: {len(missing)} tensors missing, {len(wrong)} "
+                         f"of another shape, {len(unexpected)} unexpected (first: {(missing + wrong + unexpected)[:2]})"
+                         f" ({fix})")
+    model.load_state_dict(state)
     return model, path
 
 
@@ -474,10 +478,11 @@ def overlay_names(paths: Sequence[str]) -> list[str]:
 
 
 def localise_files(localiser: Localiser, paths: Sequence[str], *, batch_size: int = 32,
-                   overlays: str | Path | None = None, progress=None) -> Iterator[tuple[Any, list[str]]]:
+                   overlays: str | Path | None = None, overlay_side: int = 480,
+                   progress=None) -> Iterator[tuple[Any, list[str]]]:
     """Run ``localiser`` over image files in batches: yields (frame of the batch's rows, error lines of the batch's
-    unreadable files). With ``overlays``, writes ``<overlays>/<stem>.png`` per image (atomically). ``progress``
-    (a tqdm bar) is advanced by the number of files of each batch."""
+    unreadable files). With ``overlays``, writes ``<overlays>/<stem>.png`` per image (atomically; panels at most
+    ``overlay_side`` pixels on their long side). ``progress`` (a tqdm bar) advances by the files of each batch."""
     from softmax_mi.io import atomic_path
 
     names = dict(zip(paths, overlay_names(paths)))
@@ -491,7 +496,8 @@ def localise_files(localiser: Localiser, paths: Sequence[str], *, batch_size: in
             if overlays is not None:
                 for index, (path, image) in enumerate(zip(batch.paths, batch.images)):
                     with atomic_path(Path(overlays) / names[path]) as tmp:
-                        render_overlay(image, result, index, localiser.class_names).save(tmp, format="PNG")
+                        render_overlay(image, result, index, localiser.class_names,
+                                       max_side=overlay_side).save(tmp, format="PNG")
         if progress is not None:
             progress.update(len(chunk))
         yield frame, errors

@@ -59,6 +59,8 @@ def register(sub) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     parser.add_argument("--format", choices=("parquet", "csv"), default="parquet",
                         help="predictions file format (default parquet)")
+    parser.add_argument("--overlay-side", type=int, default=480, metavar="PX",
+                        help="long side of each overlay panel, pixels (default 480; smaller images keep their size)")
     parser.add_argument("--no-overlays", action="store_true", help="write the predictions only")
     parser.set_defaults(func=run)
 
@@ -78,6 +80,8 @@ def _class_names(path: str | None) -> list[str] | None:
 def run(args) -> None:
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, not {args.batch_size}")
+    if args.overlay_side < 16:
+        raise CLIError(f"--overlay-side must be at least 16 pixels, not {args.overlay_side}")
     if args.arch == "efficientnet_lite0" and args.weights:
         raise CLIError("--weights is for --arch resnet18/resnet50 (efficientnet_lite0 uses its shipped weights)")
     if args.arch != "efficientnet_lite0" and not args.weights:
@@ -108,7 +112,7 @@ def run(args) -> None:
     quiet = bool(os.environ.get("SOFTMAX_MI_QUIET")) or not sys.stderr.isatty()
     with progress(total=len(paths), unit="img", desc="localise", disable=quiet) as bar:
         for frame, errors in localise_files(localiser, paths, batch_size=args.batch_size, overlays=overlays,
-                                            progress=bar):
+                                            overlay_side=args.overlay_side, progress=bar):
             for line in errors:
                 bar.write(f"softmax-mi localise: {line}", file=sys.stderr)
             failed += len(errors)
