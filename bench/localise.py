@@ -11,7 +11,9 @@ row:
 - ``... + decode files + overlays`` (information): the whole command's work from PNG files, which adds decoding and
   writing one overlay PNG per image.
 
-Times are the best of ``--repeats`` runs, wall clock and process CPU time (all threads; steadier on a shared machine).
+The library rows run interleaved batch by batch, and each batch counts with its best time of ``--repeats``, so
+that a change of load on a shared machine hits every row alike; the last row is the best of ``--repeats`` whole
+runs. Wall clock and process CPU time (all threads).
 
     python bench/localise.py                  # 2 threads, batch 32, 256 images: about 2 minutes on 2 CPU cores
 """
@@ -20,23 +22,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from cam import best_of  # bench/cam.py: best wall and CPU time over repeats (bench/ is on sys.path when run)
 from PIL import Image
-
-
-def best_of(function, repeats: int) -> tuple[float, float]:
-    """Best wall time and best CPU time over ``repeats`` calls."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        function()
-        walls.append(time.perf_counter() - started)
-        cpus.append(time.process_time() - cpu_started)
-    return min(walls), min(cpus)
 
 
 def photos(count: int, seed: int = 0) -> list[Image.Image]:
@@ -82,14 +73,21 @@ def main() -> None:
     sizes = np.array([image.size for image in images])
     batches = list(zip(pixels.split(args.batch_size), np.array_split(sizes, len(pixels.split(args.batch_size)))))
 
-    def plain():
+    def plain(x, _size):
         with torch.no_grad():
-            for x, _ in batches:
-                localiser.model(localiser.preprocess(x)).softmax(dim=1)
+            localiser.model(localiser.preprocess(x)).softmax(dim=1)
 
-    def localise(which=localiser):
-        for x, size in batches:
-            which(x, size)
+    runs = {"plain forward (Lite0 + softmax)": plain,
+            "Localiser (cam + infocam, top-5 maps, top-1 boxes)": localiser,
+            "Localiser, boxes for all top-5": all_boxes}
+    localiser(*batches[0])  # warm-up (first-call allocations, hooks)
+    # interleaved batch by batch, the best of the repeats per batch: a change of load hits every row alike
+    taken = {name: np.full((len(batches), args.repeats, 2), np.inf) for name in runs}
+    for index, batch in enumerate(batches):
+        for repeat in range(args.repeats):
+            for name, function in runs.items():
+                taken[name][index, repeat] = best_of(lambda: function(*batch), 1)
+    rows = [(name, *times.min(axis=1).sum(axis=0)) for name, times in taken.items()]
 
     with tempfile.TemporaryDirectory() as folder:
         paths = []
@@ -101,11 +99,7 @@ def main() -> None:
             for _ in localise_files(localiser, paths, batch_size=args.batch_size, overlays=Path(folder) / "overlays"):
                 pass
 
-        localise()  # warm-up (first-call allocations, hooks)
-        rows = [("plain forward (Lite0 + softmax)", *best_of(plain, args.repeats)),
-                ("Localiser (cam + infocam, top-5 maps, top-1 boxes)", *best_of(localise, args.repeats)),
-                ("Localiser, boxes for all top-5", *best_of(lambda: localise(all_boxes), args.repeats)),
-                ("... + decode files + overlays (whole command)", *best_of(files, 1))]
+        rows.append(("... + decode files + overlays (whole command)", *best_of(files, args.repeats)))
     floor_wall, floor_cpu = rows[0][1], rows[0][2]
     print(f"{args.images} images, batch {args.batch_size}, {args.threads} threads, best of {args.repeats}\n")
     print("| run | wall s | × plain (wall) | CPU s | × plain (CPU) |")

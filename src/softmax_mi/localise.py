@@ -305,6 +305,8 @@ class Localiser:
 
         batch = len(pixels)
         sizes = np.full((batch, 2), self.image_size, np.int64) if sizes is None else np.asarray(sizes, np.int64)
+        if sizes.shape != (batch, 2) or (sizes < 1).any():
+            raise ValueError(f"sizes must be [B, 2] = ({batch}, 2) positive (width, height), got shape {sizes.shape}")
         with torch.no_grad(), ExitStack() as stack:  # hooks live for this forward pass only
             x = self.preprocess(pixels)
             extractors = {method: stack.enter_context(self._extractor(method)) for method in self.methods}
