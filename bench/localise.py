@@ -15,7 +15,7 @@ The library rows run interleaved batch by batch, and each batch counts with its 
 that a change of load on a shared machine hits every row alike; the last row is the best of ``--repeats`` whole
 runs. Wall clock and process CPU time (all threads).
 
-    python bench/localise.py                  # 2 threads, batch 32, 256 images: about 2 minutes on 2 CPU cores
+    python bench/localise.py                  # 2 threads, batch 32, 256 images, 3 repeats: ~8 min on 2 shared cores
 """
 
 from __future__ import annotations
