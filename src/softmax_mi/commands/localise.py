@@ -104,7 +104,9 @@ def run(args) -> None:
         localiser = Localiser.pretrained(
             args.arch, args.weights, class_names=_class_names(args.class_names), methods=args.methods,
             top_k=args.top_k, box_ranks=args.box_ranks, tau=args.tau, device=args.device)
-    except RuntimeError as error:  # e.g. --device cuda without a GPU
+    except RuntimeError as error:
+        if args.device == "cuda" and "GPU" in str(error):
+            raise CLIError("--device cuda: no GPU is visible (fix: --device auto or cpu)") from None
         raise CLIError(str(error)) from None
     out = Path(args.output)
     overlays = None if args.no_overlays else out / "overlays"
