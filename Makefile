@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro bench docs fashion-mnist clean
+.PHONY: install run test repro bench docs localise-figures fashion-mnist clean
 
 $(INSTALLED): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,15 @@ bench: $(INSTALLED)
 # docs/api.md from the docstrings (tests/test_apidoc.py fails when it is out of date)
 docs: $(INSTALLED)
 	$(BIN)/python -m softmax_mi.apidoc --write docs/api.md
+
+# The README's `softmax-mi localise` overlays, from scikit-image's example photos (in its wheel: offline).
+LOCALISE_PHOTOS := chelsea coffee astronaut
+localise-figures: $(INSTALLED)
+	out=$$(mktemp -d) && \
+	$(BIN)/softmax-mi localise $$($(BIN)/python -c 'import pathlib, skimage.data as d; root = pathlib.Path(d.__file__).parent; print(*(root / f"{n}.png" for n in "$(LOCALISE_PHOTOS)".split()))') \
+		-o $$out --top-k 3 --overlay-side 240 --format csv && \
+	for n in $(LOCALISE_PHOTOS); do cp $$out/overlays/$$n.png docs/figures/localise_$$n.png; done && \
+	cat $$out/predictions.csv && rm -rf $$out
 
 # Optional: Fashion-MNIST's official IDX files from Debian's package (apt-get download, SHA-256 checked, no root)
 # into data/raw/fashion-mnist/; from then on `make run` adds Fashion-MNIST to the classification grid.

@@ -16,6 +16,8 @@ Library entry points (usable without the pipeline):
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
 - :mod:`softmax_mi.localisation.score` ``score_maps``: WSOL scores (GT-known / Top-1 loc, MaxBoxAcc, MaxBoxAccV2) of
   any maps, under this project's convention or clovaai/wsolevaluation's (``protocol="wsolevaluation"``)
+- :mod:`softmax_mi.localise`    ``Localiser``: top-k classes, CAM / infoCAM maps, boxes and overlays for image files,
+  with the shipped EfficientNet-Lite0 ImageNet weights, a torchvision ResNet checkpoint or any GAP classifier
 
 Top-level names (``from softmax_mi import mi_from_logits``) are loaded lazily: importing the package stays torch-free.
 """
@@ -31,6 +33,7 @@ _LOCATIONS = {
     "InfoCAM": "extractors",
     "InfoCAMLeastLikely": "extractors",
     "LDAMLoss": "loss_modules",
+    "Localiser": "localise",
     "LogitAdjustedLoss": "loss_modules",
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",

@@ -21,8 +21,9 @@ import softmax_mi
 
 # Section title -> (one-line introduction, public names in reading order).
 SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Maps": ("torchcam-style extractors for any classifier whose head is global average pooling + a linear layer.",
-             ("CAM", "InfoCAM", "InfoCAMLeastLikely")),
+    "Maps": ("torchcam-style extractors for any classifier whose head is global average pooling + a linear layer, "
+             "and `Localiser`: classes, maps, boxes and overlays for images.",
+             ("CAM", "InfoCAM", "InfoCAMLeastLikely", "Localiser")),
     "Losses": ("`nn.Module` losses built from the training class counts (`nn.CrossEntropyLoss` is plain softmax).",
                ("PCSoftmaxLoss", "LogitAdjustedLoss", "ClassBalancedLoss", "LDAMLoss")),
     "Mutual information": ("A trained classifier read as an MI estimator, with a confidence interval (nats).",
@@ -31,7 +32,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
                             "or clovaai/wsolevaluation's.", ("score_maps", "WSOLScores")),
 }
 
-COMMANDS: tuple[str, ...] = ("mi", "score-maps")  # `softmax-mi <command> --help` texts included in the reference
+COMMANDS: tuple[str, ...] = ("localise", "score-maps", "mi")  # `softmax-mi <command> --help` texts included in the reference
 HELP_WIDTH = "100"  # argparse wraps at $COLUMNS: fixed, so the text does not depend on the terminal
 
 

@@ -379,5 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m softmax_mi.cli`: run the imported module, whose CLIError the commands raise
+    from softmax_mi.cli import main as imported_main
+
+    sys.exit(imported_main())

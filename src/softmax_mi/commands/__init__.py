@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES: tuple[str, ...] = ("mi", "score_maps")  # the order of the commands in `softmax-mi --help`
+MODULES: tuple[str, ...] = ("localise", "score_maps", "mi")  # the order of the commands in `softmax-mi --help`
 
 
 def register_all(sub) -> None:

