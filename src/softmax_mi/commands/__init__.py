@@ -7,6 +7,7 @@ torch only inside ``func``, so ``softmax-mi --help`` stays fast.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 
 MODULES: tuple[str, ...] = ("localise", "score_maps", "mi")  # the order of the commands in `softmax-mi --help`
@@ -15,3 +16,11 @@ MODULES: tuple[str, ...] = ("localise", "score_maps", "mi")  # the order of the 
 def register_all(sub) -> None:
     for name in MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+
+
+def add_command(sub, name: str, *, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """One command's subparser: ``help`` in ``softmax-mi --help``, ``description`` and the examples of ``epilog``
+    (kept as written) in ``softmax-mi NAME --help``."""
+    return sub.add_parser(name, help=help, description=description, epilog=epilog,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
 from softmax_mi.cli import CLIError
+from softmax_mi.commands import add_command
 
 EPILOG = """\
 examples:
@@ -34,11 +34,11 @@ gets one error line and the others still run; the exit status is then 2.
 def register(sub) -> None:
     from softmax_mi.localise import ARCHS, DEFAULT_TAU, METHODS
 
-    parser = sub.add_parser(
-        "localise", help="top-k classes, CAM/infoCAM boxes and overlays for image files",
+    parser = add_command(
+        sub, "localise", help="top-k classes, CAM/infoCAM boxes and overlays for image files",
         description="Classify image files with a pretrained GAP classifier and localise the predicted classes with "
                     "CAM and infoCAM (offline).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG)
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB",
                         help="image files, folders (their image files, recursively) or glob patterns (quoted)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")

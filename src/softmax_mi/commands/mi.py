@@ -13,13 +13,13 @@ training examples per class), given as a file or inline as ``500,50,5``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 from softmax_mi.cli import CLIError
+from softmax_mi.commands import add_command
 
 EXAMPLES = """\
 examples:
@@ -42,12 +42,12 @@ OPTION = {"logits": "--logits", "labels": "--labels", "features": "--features", 
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
-        "mi", help="I(X;Y) with a 95 % interval from a classifier's logits or from features",
+    parser = add_command(
+        sub, "mi", help="I(X;Y) with a 95 % interval from a classifier's logits or from features",
         description="Estimate the mutual information I(X;Y) between inputs and labels, with a confidence interval:\n"
                     "from a trained classifier's logits on held-out data (--logits), or by training an estimator\n"
                     "on a seeded split of features (--features).",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--logits", metavar="FILE", help="n × K held-out logits of the trained model")
     source.add_argument("--features", metavar="FILE", help="n × d features (all examples; split here)")

@@ -18,8 +18,9 @@ column or from ``--labels`` (``image_id, label``). With both, the table has Top-
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from softmax_mi.commands import add_command
 
 EPILOG = """examples:
   # wsolevaluation's MaxBoxAccV2 (max over τ on the scored split, as in published WSOL tables)
@@ -43,11 +44,11 @@ OPTIONAL_BOX_COLUMNS = ("width", "height", "split", "label")
 
 
 def register(sub) -> None:
-    parser = sub.add_parser(
-        "score-maps", help="WSOL scores (GT-known / Top-1 loc, MaxBoxAcc, MaxBoxAccV2) of score maps from files",
+    parser = add_command(
+        sub, "score-maps", help="WSOL scores (GT-known / Top-1 loc, MaxBoxAcc, MaxBoxAccV2) of score maps from files",
         description="Score localisation maps against GT boxes: GT-known loc, Top-1 loc, MaxBoxAcc (V1) and "
                     "MaxBoxAccV2 per IoU threshold, under our convention or wsolevaluation's.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG)
     parser.add_argument("--maps", required=True, metavar="FILE|DIR", help=".npy stack, .npz, or a folder of .npy")
     parser.add_argument("--ids", metavar="FILE", help="image ids of a .npy stack, one per line")
     parser.add_argument("--boxes", required=True, metavar="FILE", help="GT boxes, CSV or Parquet")
