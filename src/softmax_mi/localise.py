@@ -30,9 +30,7 @@ Conventions (the columns of :data:`COLUMNS` say the same per field):
 
 from __future__ import annotations
 
-import glob
-import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from softmax_mi.image_files import ImageBatch, expand_inputs, load_images, read_image  # re-exported
 from softmax_mi.localisation.boxes import largest_component_boxes
+from softmax_mi.overlays import overlay_names, render_overlay  # re-exported
 
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI's parser imports this module's constants
     import torch
@@ -52,7 +52,6 @@ __all__ = ["COLUMNS", "ARCHS", "ImageBatch", "Localisation", "Localiser", "expan
 ARCHS = ("efficientnet_lite0", "resnet18", "resnet50")  # what Localiser.pretrained loads
 METHODS = ("cam", "infocam", "infocam_leastlikely")  # the extractors of softmax_mi.extractors, by weight rule
 DEFAULT_TAU = 0.2  # params.yaml localisation.paper_threshold: the `paper` protocol's fixed τ
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 COLUMNS = {  # the columns of predictions.parquet / .csv, in order
     "image": "path of the image file, as given or found",
@@ -80,83 +79,6 @@ def imagenet_class_names() -> list[str]:
     from torchvision.models import ResNet18_Weights
 
     return list(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-# ------------------------------------------------------------------------------------------------- image files
-class ImageReadError(ValueError):
-    """A file that cannot be decoded as an image; the message names the file and the reason."""
-
-
-def read_image(path: str | Path):
-    """The image at ``path`` as an RGB ``PIL.Image`` (EXIF orientation applied); :class:`ImageReadError` when the file
-    is missing, unreadable or not an image."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return image.convert("RGB")
-    except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image (no image format recognised)") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImageReadError(f"{path}: cannot read the image ({reason})") from None
-
-
-def expand_inputs(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Files from ``inputs`` (files, folders, glob patterns), in order, without repeats; and one error line per input
-    that matched nothing. A folder contributes its image files (by suffix, recursively, sorted)."""
-    files: dict[str, None] = {}
-    errors = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                errors.append(f"{item}: no image files in this folder (suffixes {', '.join(IMAGE_SUFFIXES)})")
-        elif path.exists():
-            found = [item]
-        elif glob.has_magic(item):
-            found = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
-            if not found:
-                errors.append(f"{item}: the pattern matches no file")
-        else:
-            found = []
-            errors.append(f"{item}: no such file or folder")
-        files.update(dict.fromkeys(found))
-    return list(files), errors
-
-
-@dataclass
-class ImageBatch:
-    """Decoded images: ``pixels`` uint8 ``[B, 3, S, S]`` (resized as a whole), ``sizes`` ``[B, 2]`` original
-    (width, height), the ``paths`` and the RGB originals (``images``, for overlays)."""
-
-    paths: list[str]
-    pixels: torch.Tensor
-    sizes: np.ndarray
-    images: list
-
-
-def load_images(paths: Sequence[str | Path], image_size: int) -> tuple[ImageBatch, list[str]]:
-    """Decode and resize ``paths``; the readable ones form the batch, each other one gives an error line."""
-    import torch
-    from PIL import Image
-
-    kept, images, arrays, errors = [], [], [], []
-    for path in paths:
-        try:
-            image = read_image(path)
-        except ImageReadError as error:
-            errors.append(str(error))
-            continue
-        kept.append(str(path))
-        images.append(image)
-        arrays.append(np.asarray(image.resize((image_size, image_size), Image.BILINEAR)))
-    pixels = (torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous() if arrays
-              else torch.zeros((0, 3, image_size, image_size), dtype=torch.uint8))
-    sizes = np.array([image.size for image in images], dtype=np.int64).reshape(-1, 2)
-    return ImageBatch(kept, pixels, sizes, images), errors
 
 
 # -------------------------------------------------------------------------------------------------- the model
@@ -418,69 +340,6 @@ def _load_resnet(arch: str, weights: str) -> tuple[nn.Module, Path]:
                          f" ({fix})")
     model.load_state_dict(state)
     return model, path
-
-
-# ----------------------------------------------------------------------------------------------- overlays
-def _colour_table() -> np.ndarray:
-    from matplotlib import colormaps
-
-    return (colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
-
-
-_COLOURS: np.ndarray | None = None
-
-
-def render_overlay(image, result: Localisation, index: int, class_names: Sequence[str], *,
-                   max_side: int = 480, alpha: float = 0.5):
-    """One PNG-ready ``PIL.Image`` for image ``index`` of ``result``: a panel per method, side by side, each the
-    photo under the top-1 class's normalised map (jet colours), its box (white, black outline) and a caption
-    ``method: class name (probability)``. ``image`` is the original RGB ``PIL.Image``; panels are at most
-    ``max_side`` pixels on their long side."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    global _COLOURS
-    if _COLOURS is None:
-        _COLOURS = _colour_table()
-    width, height = image.size
-    scale = min(1.0, max_side / max(width, height))
-    panel_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    photo = np.asarray(image.resize(panel_size, Image.BILINEAR), dtype=np.float32)
-    methods = list(result.maps)
-    canvas = Image.new("RGB", (panel_size[0] * len(methods) + 4 * (len(methods) - 1), panel_size[1]), "white")
-    font = ImageFont.load_default(size=max(11, panel_size[0] // 28))
-    class_index = int(result.classes[index, 0])
-    caption_class = f"{class_names[class_index]} ({float(result.probabilities[index, 0]):.0%})"
-    for panel, method in enumerate(methods):
-        raw = result.maps[method][index, 0].float().numpy()
-        span = raw.max() - raw.min()
-        unit = (raw - raw.min()) / span if span > 0 else np.zeros_like(raw)
-        heat = np.asarray(Image.fromarray(unit.astype(np.float32), mode="F").resize(panel_size, Image.BILINEAR))
-        colours = _COLOURS[np.clip(heat * 255, 0, 255).astype(np.uint8)].astype(np.float32)
-        blended = Image.fromarray(((1 - alpha) * photo + alpha * colours).astype(np.uint8))
-        draw = ImageDraw.Draw(blended)
-        boxes = result.boxes.get(method)
-        if boxes is not None and boxes.shape[1] and (boxes[index, 0, 2:] > boxes[index, 0, :2]).all():
-            x0, y0, x1, y1 = (boxes[index, 0] * scale).tolist()
-            line = max(2, panel_size[0] // 160)
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline="black", width=line + 2)
-            draw.rectangle((x0 + 1, y0 + 1, x1 - 2, y1 - 2), outline="white", width=line)
-        text = f"{method}: {caption_class}"
-        left, top, right, bottom = draw.textbbox((4, 4), text, font=font)
-        draw.rectangle((0, 0, right + 4, bottom + 4), fill="black")
-        draw.text((4, 4), text, fill="white", font=font)
-        canvas.paste(blended, (panel * (panel_size[0] + 4), 0))
-    return canvas
-
-
-def overlay_names(paths: Sequence[str]) -> list[str]:
-    """``<stem>.png`` per path, with ``-2``, ``-3``, … added when stems repeat (a/x.jpg and b/x.png)."""
-    seen: dict[str, int] = {}
-    names = []
-    for path in paths:
-        stem = Path(path).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(f"{stem}.png" if seen[stem] == 1 else f"{stem}-{seen[stem]}.png")
-    return names
 
 
 def localise_files(localiser: Localiser, paths: Sequence[str], *, batch_size: int = 32,
