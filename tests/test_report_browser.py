@@ -49,8 +49,10 @@ window.addEventListener("load", () => {
 </script>"""
 
 
+@pytest.fixture(scope="session")
 def browser() -> str:
-    """The Chromium executable ($SOFTMAX_MI_CHROMIUM, else the first of BROWSERS on PATH); skips when none."""
+    """The Chromium executable ($SOFTMAX_MI_CHROMIUM, else the first of BROWSERS on PATH); skips when none (before
+    the smoke run is asked for: the test names this fixture first)."""
     found = os.environ.get("SOFTMAX_MI_CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
     if not found:
         pytest.skip("Chromium not installed (Debian: `apt-get install chromium`; .ci/run installs it when root): "
@@ -74,8 +76,8 @@ def measure(executable: str, page: Path, profile: Path, width: int) -> dict:
     return json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
 
 
-def test_report_in_headless_chromium(smoke_run, tmp_path):
-    executable = browser()
+def test_report_in_headless_chromium(browser, smoke_run, tmp_path):
+    executable = browser
     report = smoke_run / "results" / "report.html"
     text = report.read_text()
     page = tmp_path / "report_probe.html"  # beside nothing: the report embeds its figures, so it renders alone
