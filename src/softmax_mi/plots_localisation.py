@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from softmax_mi.plots import plt, save_figure
+from softmax_mi.plots import PAGE_WIDTH, outside_legend, plt, save_figure
 
 LABELS = {
     "cam": "CAM",
@@ -29,7 +29,10 @@ def plot_heatmaps(split, maps: dict, predicted: dict, taus: dict, predicted_clas
     """Rows: images; columns: the image, then one heatmap per method. GT box red, predicted box green."""
     methods = list(maps)
     n = len(split)
-    figure, axes = plt.subplots(n, 1 + len(methods), figsize=(2.1 * (1 + len(methods)), 2.1 * n), squeeze=False)
+    cell = 1.6  # inches per image: the grid fills the figure, no margins around it
+    figure, axes = plt.subplots(n, 1 + len(methods), figsize=(cell * (1 + len(methods)), cell * n + 0.6),
+                                squeeze=False, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
     # grey [n, H, W] or RGB [n, 3, H, W] → what imshow takes
     pictures = split.images if split.images.ndim == 3 else split.images.transpose(0, 2, 3, 1)
     for i in range(n):
@@ -46,7 +49,8 @@ def plot_heatmaps(split, maps: dict, predicted: dict, taus: dict, predicted_clas
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle("GT-class maps on test images: GT box red, predicted box (largest component, τ from val) green")
+    figure.suptitle("GT-class maps on test images\nGT box red; predicted box green (largest component, τ from val)",
+                    fontsize=9)
     save_figure(figure, target)
 
 
@@ -55,7 +59,8 @@ def plot_threshold_curves(curves: pd.DataFrame, metrics: pd.DataFrame, target: s
     mean over δ (all components), one panel per (backbone, ADL); dotted lines mark the τ chosen on val_fullsup."""
     test = curves[curves["split"] == "test"]
     runs = list(test.groupby(["backbone", "adl"], sort=True).groups)
-    figure, axes = plt.subplots(len(runs), 2, figsize=(11, 4 * len(runs)), squeeze=False)
+    figure, axes = plt.subplots(len(runs), 2, figsize=(PAGE_WIDTH, 3.4 * len(runs)), squeeze=False,
+                                layout="constrained")
     for row, (backbone, adl) in enumerate(runs):
         run = test[(test["backbone"] == backbone) & (test["adl"] == adl)]
         for col, (boxes, title) in enumerate((("largest", "GT-known loc (largest component, IoU ≥ 0.5)"),
@@ -81,6 +86,7 @@ def plot_threshold_curves(curves: pd.DataFrame, metrics: pd.DataFrame, target: s
             axis.set_ylim(0, 1)
             axis.grid(alpha=0.3)
             axis.set_title(f"{backbone}{' + ADL' if adl else ''}: {title}", fontsize=9)
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    figure.suptitle("Box accuracy vs threshold on test (mean ± std over seeds); dotted: τ chosen on val_fullsup")
+    outside_legend(figure, list(axes.ravel()), ncols=3)
+    figure.suptitle("Box accuracy vs threshold on test (mean ± std over seeds); dotted: τ chosen on val_fullsup",
+                    fontsize=10)
     save_figure(figure, target)

@@ -129,8 +129,8 @@ rule classification_summary:
     output:
         summary="results/classification/summary.parquet",
         metrics_json="results/classification/metrics.json",
-        per_class_figure=report("results/classification/per_class_accuracy.png", category="2. Classification (paper §3)"),
-        imbalance_figure=report("results/classification/accuracy_vs_imbalance.png", category="2. Classification (paper §3)"),
+        per_class_figure="results/classification/per_class_accuracy.png",
+        imbalance_figure="results/classification/accuracy_vs_imbalance.png",
     params:
         **stage_params(classification_stage.summarise),
     log:

@@ -116,10 +116,8 @@ rule localisation_figures:
             dataset=wc.dataset, **wsol_figure_run(wc)
         ),
     output:
-        heatmaps=report("results/localisation/figures/{dataset}/heatmaps.png", category="3. Localisation (paper §4)"),
-        curves_figure=report(
-            "results/localisation/figures/{dataset}/threshold_curves.png", category="3. Localisation (paper §4)"
-        ),
+        heatmaps="results/localisation/figures/{dataset}/heatmaps.png",
+        curves_figure="results/localisation/figures/{dataset}/threshold_curves.png",
     params:
         **stage_params(
             localisation_stage.figures,

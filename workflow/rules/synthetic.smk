@@ -98,8 +98,7 @@ rule synthetic_summary:
         summary="results/synthetic/summary.parquet",
         metrics="results/synthetic/metrics.json",
         plot_data="results/synthetic/mi_vs_dim.csv",
-        figure=report("results/synthetic/mi_vs_truth.png", category="1. Synthetic MI (paper §2)",
-                      caption="../report/synthetic.rst"),
+        figure="results/synthetic/mi_vs_truth.png",
     params:
         **stage_params(synthetic_stage.summarise),
     log:
