@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from softmax_mi.params import (ParamsError, deep_merge, load_params, overlay_shadowing, params_hash, read_yaml,
-                               validate)
+from softmax_mi.params import (ParamsError, deep_merge, load_params, load_workflow_params, overlay_shadowing,
+                               params_hash, read_yaml, validate)
 
 from helpers import REPO, make_workdir, snakemake
 
@@ -77,10 +78,10 @@ def test_an_overlay_cannot_name_another(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
-def test_a_change_the_overlay_hides_is_named_with_the_command_that_counts(tmp_path):
+def test_a_change_the_overlay_hides_is_named_with_the_command_that_counts(tmp_path, monkeypatch):
     """`dvc exp run -S synthetic.neural.epochs=5` with `overlay: smoke`: params/smoke.yaml sets that key and wins."""
     (tmp_path / "params").mkdir()
-    (tmp_path / "params" / "smoke.yaml").write_text("synthetic: {neural: {epochs: 3}}\nseeds: [0, 1]\n")
+    (tmp_path / "params" / "smoke.yaml").write_text("synthetic: {neural: {epochs: 3}}\n")
     params = read_yaml(REPO / "params.yaml")
     lock = {"stages": {"synthetic": {"params": {"params.yaml": {"seeds": params["seeds"],
                                                                 "synthetic": params["synthetic"]}}}}}
@@ -92,8 +93,31 @@ def test_a_change_the_overlay_hides_is_named_with_the_command_that_counts(tmp_pa
     params["synthetic"]["knn"]["k"] = 4  # not in the overlay: it counts
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (problem,) = overlay_shadowing(tmp_path / "params.yaml", tmp_path / "dvc.lock")
-    assert "synthetic.neural.epochs: 5 (was 8) is not used" in problem
+    assert "synthetic.neural.epochs: 5 (was 8) would not be used" in problem
     assert "`dvc exp run -S " in problem and "params/smoke.yaml:synthetic.neural.epochs=5`" in problem
+    # what the Snakefile runs: refused as a DVC stage only (DVC_STAGE set), where -S makes the mistake easy
+    workflow = SimpleNamespace(overwrite_configfiles=[], configfiles=["params.yaml"],
+                               config_settings=SimpleNamespace(replace_workflow_config=False, config_args=None))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    assert load_workflow_params(workflow)["synthetic"]["neural"]["epochs"] == 3
+    monkeypatch.setenv("DVC_STAGE", "synthetic")
+    with pytest.raises(ParamsError, match="synthetic.neural.epochs: 5 "):
+        load_workflow_params(workflow)
+
+
+def test_the_readme_set_params_apply_to_params_yaml_and_the_overlay(tmp_path):
+    """`dvc exp run -S overlay=smoke` and `-S params/smoke.yaml:synthetic.neural.epochs=5` (DVC applies -S with
+    Hydra's override grammar, refusing a key the file lacks) give the intended parameters."""
+    from dvc.utils.hydra import apply_overrides
+
+    (tmp_path / "params").mkdir()
+    for name in ("params.yaml", "params/smoke.yaml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    apply_overrides(tmp_path / "params.yaml", ["overlay=smoke"])
+    apply_overrides(tmp_path / "params" / "smoke.yaml", ["synthetic.neural.epochs=5"])
+    params = load_params(tmp_path / "params.yaml")
+    assert (params["overlay"], params["seeds"], params["synthetic"]["neural"]["epochs"]) == ("smoke", [0, 1], 5)
 
 
 def test_params_hash_is_stable_and_order_free():

@@ -210,10 +210,10 @@ def overlay_shadowing(params_file: str | Path, lock_file: str | Path = "dvc.lock
         present, now = _lookup(params, path)
         if was_recorded and present and now != before:
             key, text = _dotted(path), json.dumps(now)
-            problems.append(f"{params_file}: {key}: {text} (was {json.dumps(before)}) is not used: the overlay "
+            problems.append(f"{params_file}: {key}: {text} (was {json.dumps(before)}) would not be used: the overlay "
                             f"{overlay_path} sets it to {json.dumps(value)} and is merged over {params_file} (fix: "
-                            f"set it in the overlay, `dvc exp run -S {overlay_path}:{key}={text.replace(' ', '')}`, "
-                            f"and put {key} back in {params_file})")
+                            f"put it back to {json.dumps(before)} in {params_file} and set it in the overlay: "
+                            f"`dvc exp run -S {overlay_path}:{key}={text.replace(' ', '')}`)")
     return problems
 
 
