@@ -68,4 +68,20 @@ def test_dvc_params_sections_exist(stages):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for name, stage in stages.items():
         for key in stage.get("params", []):
-            assert key in params, f"dvc stage {name} depends on params key {key!r}, absent from params.yaml"
+            if isinstance(key, str):
+                assert key in params, f"dvc stage {name} depends on params key {key!r}, absent from params.yaml"
+
+
+def test_dvc_stages_track_their_sections_of_every_overlay(stages):
+    """`overlay: smoke` merges params/smoke.yaml over params.yaml: a stage tracks the `overlay` key and, in each
+    overlay file, exactly the sections it tracks in params.yaml (a key DVC tracks must exist in the file)."""
+    overlays = {path.relative_to(REPO).as_posix(): yaml.safe_load(path.read_text())
+                for path in sorted((REPO / "params").glob("*.yaml"))}
+    for name, stage in stages.items():
+        entries = stage.get("params", [])
+        sections = [key for key in entries if isinstance(key, str) and key != "overlay"]
+        tracked = {file: keys for entry in entries if isinstance(entry, dict) for file, keys in entry.items()}
+        expected = {file: [key for key in sections if key in overlay] for file, overlay in overlays.items()}
+        expected = {file: keys for file, keys in expected.items() if keys}
+        assert ("overlay" in entries) == bool(sections), f"dvc stage {name}: add `overlay` to its params"
+        assert tracked == expected, f"dvc stage {name}: params of the overlays should be {expected}"

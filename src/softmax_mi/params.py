@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,16 +143,104 @@ def parse_overrides(entries: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+OVERLAY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def overlay_names(folder: str | Path) -> list[str]:
+    """The named overlays in ``folder`` (``params/``): the stems of its ``*.yaml`` files, sorted."""
+    return sorted(path.stem for path in Path(folder).glob("*.yaml"))
+
+
+def named_overlay(name: Any, folder: str | Path, *, source: str) -> tuple[str, dict[str, Any]] | None:
+    """The file and mapping of the overlay that the ``overlay`` key names (``params/<name>.yaml``), or None for
+    null (or a value the schema refuses: :func:`validate` names it). ``source``: the file that named it."""
+    if not isinstance(name, str) or not OVERLAY_NAME.fullmatch(name):
+        return None
+    path = Path(folder) / f"{name}.yaml"
+    if not path.is_file():
+        available = ", ".join(overlay_names(folder)) or "none found"
+        raise ParamsError(f"{source}: overlay: {name!r} names no file {path.as_posix()} (fix: use one of: "
+                          f"{available}; or null for none)")
+    overlay = read_yaml(path)
+    if "overlay" in overlay:
+        raise ParamsError(f"{path.as_posix()}: overlay: an overlay cannot name another overlay (fix: remove the key "
+                          f"from {path.as_posix()})")
+    return path.as_posix(), overlay
+
+
+def _leaves(mapping: Mapping[str, Any], path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    for key, value in mapping.items():
+        if isinstance(value, Mapping) and value:
+            yield from _leaves(value, path + (key,))
+        else:
+            yield path + (key,), value
+
+
+def _lookup(mapping: Any, path: tuple) -> tuple[bool, Any]:
+    for key in path:
+        if not isinstance(mapping, Mapping) or key not in mapping:
+            return False, None
+        mapping = mapping[key]
+    return True, mapping
+
+
+def overlay_shadowing(params_file: str | Path, lock_file: str | Path = "dvc.lock") -> list[str]:
+    """The values of ``params_file`` changed since DVC recorded them (``lock_file``) that its named overlay also
+    sets: the overlay is merged over params.yaml, so such a change (``dvc exp run -S KEY=VALUE`` with
+    ``overlay: smoke``) would be silently unused. One message per value, with the command that does take effect.
+
+    Example::
+
+        problems = overlay_shadowing("params.yaml")  # [] when nothing set in params.yaml is hidden
+    """
+    params = read_yaml(params_file)
+    name = params.get("overlay")
+    if not isinstance(name, str) or not Path(lock_file).is_file():
+        return []
+    found = named_overlay(name, Path(params_file).parent / "params", source=str(params_file))
+    if found is None:
+        return []
+    overlay_path, overlay = found
+    recorded: dict[str, Any] = {}
+    for stage in ((yaml.safe_load(Path(lock_file).read_text()) or {}).get("stages") or {}).values():
+        recorded = deep_merge(recorded, ((stage or {}).get("params") or {}).get(Path(params_file).name) or {})
+    problems = []
+    for path, value in _leaves(overlay):
+        was_recorded, before = _lookup(recorded, path)
+        present, now = _lookup(params, path)
+        if was_recorded and present and now != before:
+            key, text = _dotted(path), json.dumps(now)
+            problems.append(f"{params_file}: {key}: {text} (was {json.dumps(before)}) would not be used: the overlay "
+                            f"{overlay_path} sets it to {json.dumps(value)} and is merged over {params_file} (fix: "
+                            f"put it back to {json.dumps(before)} in {params_file} and set it in the overlay: "
+                            f"`dvc exp run -S {overlay_path}:{key}={text.replace(' ', '')}`)")
+    return problems
+
+
 def load_params(*paths: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Merge the given YAML files in order (later ones win), then ``KEY=VALUE`` overrides, and validate."""
-    merged: dict[str, Any] = {}
-    sources = [str(path) for path in paths]
-    for path in paths:
-        merged = deep_merge(merged, read_yaml(path))
+    """Merge the given YAML files in order (later ones win), then ``KEY=VALUE`` overrides, and validate.
+
+    The ``overlay`` key (last given wins) names a file of ``params/`` beside the first file, merged right after it:
+    ``overlay: smoke`` in params.yaml equals ``load_params("params.yaml", "params/smoke.yaml")``, so later files and
+    the overrides still win over the overlay.
+
+    Example::
+
+        params = load_params("params.yaml", overrides=["overlay=smoke", "seeds=[0]"])
+    """
+    layers = [(str(path), read_yaml(path)) for path in paths]
     if overrides:
-        merged = deep_merge(merged, parse_overrides(overrides))
-        sources.append("--config " + " ".join(overrides))
-    validate(merged, source=" + ".join(sources))
+        layers.append(("--config " + " ".join(overrides), parse_overrides(overrides)))
+    named = [(source, layer["overlay"]) for source, layer in layers if "overlay" in layer]
+    if named and paths:
+        source, name = named[-1]
+        found = named_overlay(name, Path(paths[0]).parent / "params", source=source)
+        if found is not None:
+            layers.insert(1, found)
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged = deep_merge(merged, layer)
+    validate(merged, source=" + ".join(source for source, _ in layers))
     return merged
 
 
@@ -160,7 +249,9 @@ def load_workflow_params(workflow: Any) -> dict[str, Any]:
     ``--replace-workflow-config``), then its ``--configfile`` overlays, then its ``--config`` values (as YAML).
 
     Snakemake merges the same sources itself, but last-wins on duplicate keys and with ``--config`` values as
-    strings; this rebuilds them with :func:`load_params` (which validates) from what Snakemake recorded."""
+    strings; this rebuilds them with :func:`load_params` (which validates) from what Snakemake recorded. Run as a
+    DVC stage (``DVC_STAGE`` set), a params.yaml value changed since ``dvc.lock`` that the named overlay hides fails
+    (:func:`overlay_shadowing`)."""
     import os
 
     overlays = [os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else str(path)
@@ -168,7 +259,12 @@ def load_workflow_params(workflow: Any) -> dict[str, Any]:
     settings = workflow.config_settings
     base = [] if settings.replace_workflow_config else [
         path for path in workflow.configfiles if Path(path).absolute() not in {Path(o).absolute() for o in overlays}]
-    return load_params(*base, *overlays, overrides=settings.config_args or ())
+    params = load_params(*base, *overlays, overrides=settings.config_args or ())
+    if os.environ.get("DVC_STAGE") and base:  # a stage of `dvc repro` / `dvc exp run`: its -S values must count
+        problems = overlay_shadowing(base[0])
+        if problems:
+            raise ParamsError("\n".join(problems))
+    return params
 
 
 def _is_integer(checker: jsonschema.TypeChecker, instance: Any) -> bool:
