@@ -11,7 +11,7 @@ OLDEST := .venv-oldest
 # the library's unit tests, run by `make test-oldest` at the lower bound of every range of pyproject.toml
 LIBRARY_TESTS := tests/test_losses.py tests/test_loss_modules.py tests/test_mi_interval.py tests/test_extractors.py \
 	tests/test_cam.py tests/test_estimators.py tests/test_localisation.py tests/test_score_maps.py \
-	tests/test_synthetic_data.py tests/test_packaging.py
+	tests/test_synthetic_data.py
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 

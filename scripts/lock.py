@@ -101,8 +101,12 @@ def lowest() -> list[str]:
         match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*", line)
         if not match:
             raise SystemExit(f"pyproject.toml: {line!r} has no plain lower bound (NAME>=VERSION) for --lowest")
-        if canonical(match.group(1)) not in NOT_IN_LOWEST:
-            pins.append(f"{match.group(1)}=={match.group(2)}")
+        name, version = match.groups()
+        if canonical(name) in NOT_IN_LOWEST:
+            continue
+        # PyPI's torchvision wheels load only with PyPI's torch build of their version, never a local "+cpu" build
+        # (which a find-links folder may hold, and pip would prefer): exclude that one by name
+        pins.append(f"{name}=={version},!={version}+cpu" if canonical(name) == "torch" else f"{name}=={version}")
     return pins
 
 
