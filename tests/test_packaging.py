@@ -197,6 +197,13 @@ import softmax_mi.localisation.score, softmax_mi.localise, softmax_mi.mi, softma
 from softmax_mi.extras import MissingExtraError
 assert softmax_mi.__file__.startswith(site), softmax_mi.__file__
 softmax_mi.cli.build_parser().format_help()  # `softmax-mi --help`
+import softmax_mi.params as params  # installed: the schema is the working directory's (none here)
+try:
+    params.validate({{}})
+except params.ParamsError as error:
+    assert "workflow/schemas/params.schema.yaml" in str(error) and "project's root folder" in str(error), error
+else:
+    raise AssertionError("no ParamsError")
 from softmax_mi.estimators.knn import SklearnKNNMI
 from softmax_mi.models.feature_backbones import lite0_package_weights
 for call, extra in ((lambda: softmax_mi.cam.gradcam_maps(None, None, None, []), "baselines"),
