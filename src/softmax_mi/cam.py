@@ -153,11 +153,10 @@ def gradcam_maps(
     model: nn.Module, layer: nn.Module, images: torch.Tensor, classes: Sequence[int] | torch.Tensor
 ) -> torch.Tensor:
     """Grad-CAM from ``pytorch-grad-cam`` (outside baseline): [B, H, W] at the input size, ReLU'd, in [0, 1]."""
-    try:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("method 'gradcam' needs the grad-cam package (pip install grad-cam==1.5.7)") from error
+    from softmax_mi.extras import optional_import
+
+    GradCAM = optional_import("pytorch_grad_cam", "method 'gradcam'").GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     targets = [ClassifierOutputTarget(int(c)) for c in classes]
     with GradCAM(model=model, target_layers=[layer]) as explainer:
         maps = explainer(input_tensor=images, targets=targets)

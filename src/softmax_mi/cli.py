@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from softmax_mi import __version__
+from softmax_mi.extras import MissingExtraError, optional_import
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -44,7 +45,7 @@ def _tables(results: str):
 
 def connect(results: str):
     """An in-memory DuckDB connection with one view per result table (every name of the naming rule)."""
-    import duckdb
+    duckdb = optional_import("duckdb", "querying the result tables")
 
     tables = _tables(results)
     con = duckdb.connect(":memory:")
@@ -57,8 +58,9 @@ def connect(results: str):
 
 def run_query(results: str, sql: str):
     """Run ``sql`` over the catalogue; a pandas DataFrame (empty for statements without a result)."""
-    import duckdb
     import pandas as pd
+
+    duckdb = optional_import("duckdb", "querying the result tables")
 
     from softmax_mi.catalogue import ambiguous
 
@@ -126,7 +128,7 @@ def emit(frame, fmt: str, output: str | None, title: str | None = None) -> None:
     elif fmt == "json":
         sys.stdout.write(frame.to_json(orient="records", indent=1, force_ascii=False) + "\n")
     else:
-        from rich.console import Console
+        Console = optional_import("rich.console", "a table on the terminal (or --format csv)").Console
 
         console = Console(width=max(Console().width, 120) if not sys.stdout.isatty() else None)
         print_table(frame, console, title=title)
@@ -183,7 +185,7 @@ def fit_columns(headers: list[str], natural: list[int], budget: int) -> list[int
 def print_table(frame, console, title: str | None = None) -> None:
     """Print ``frame`` on ``console`` as a text table that fits its width (see :func:`fit_columns`), then a footer
     with the row count and the columns left out."""
-    from rich.table import Table
+    Table = optional_import("rich.table", "a table on the terminal (or --format csv)").Table
 
     headers = [str(column) for column in frame.columns]
     cells = [[_one_line(_format_value(value)) for value in column] for _, column in frame.items()]
@@ -368,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
-    except CLIError as error:
+    except (CLIError, MissingExtraError) as error:
         print(f"softmax-mi {args.command}: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

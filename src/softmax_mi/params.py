@@ -20,8 +20,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+SCHEMA_RELATIVE = Path("workflow") / "schemas" / "params.schema.yaml"
+# The schema belongs to the workflow, not the library: the checkout this module sits in (an editable install), else
+# the working directory (the pipeline run from a checkout with softmax-mi installed from a wheel).
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = _SOURCE_ROOT if (_SOURCE_ROOT / SCHEMA_RELATIVE).is_file() else Path.cwd()
+SCHEMA_PATH = REPO_ROOT / SCHEMA_RELATIVE
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -304,7 +308,7 @@ def _fix_hint(error: jsonschema.ValidationError) -> str:
     if error.validator == "exclusiveMinimum":
         return f"give more than {error.validator_value}"
     description = error.schema.get("description")  # for a bound: why it is there and how to raise it
-    return description or f"see {SCHEMA_PATH.relative_to(REPO_ROOT)}"
+    return description or f"see {SCHEMA_RELATIVE}"
 
 
 def _non_finite(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
@@ -321,6 +325,9 @@ def _non_finite(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, float]]:
 
 def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
     """Raise :class:`ParamsError` naming every offending key, its value and how to fix it."""
+    if not SCHEMA_PATH.is_file():
+        raise ParamsError(f"{SCHEMA_PATH}: the parameter schema is missing (fix: run the pipeline from the project's "
+                          f"root folder, which holds {SCHEMA_RELATIVE})")
     with open(SCHEMA_PATH) as handle:
         schema = yaml.safe_load(handle)
     non_finite = dict(_non_finite(dict(params)))

@@ -43,7 +43,7 @@ OPTION = {"logits": "--logits", "labels": "--labels", "features": "--features", 
 
 def register(sub) -> None:
     parser = add_command(
-        sub, "mi", help="I(X;Y) with a 95 % interval from a classifier's logits or from features",
+        sub, "mi", help="I(X;Y) with a 95 %% interval from a classifier's logits or from features",
         description="Estimate the mutual information I(X;Y) between inputs and labels, with a confidence interval:\n"
                     "from a trained classifier's logits on held-out data (--logits), or by training an estimator\n"
                     "on a seeded split of features (--features).",

@@ -117,6 +117,9 @@ class SklearnKNNMI(MIEstimator):
         self.seed = seed
 
     def estimate(self, test: LabeledSample) -> MIEstimate:
+        from softmax_mi.extras import optional_import
+
+        optional_import("sklearn", "the sklearn_knn estimator")
         from sklearn.feature_selection import mutual_info_classif
 
         if test.dim != 1:

