@@ -177,3 +177,16 @@ def test_fit_columns_cuts_cells_before_leaving_columns_out():
     widths = fit_columns(headers * 4, natural * 4, 60)
     assert 0 < len(widths) < 12 and 1 + sum(w + 3 for w in widths) + 4 <= 60
     assert fit_columns(["a_long_header", "b"], [13, 1], 8) == [13]  # too narrow for any: the first, whole header
+
+
+def test_every_help_text_formats():
+    """argparse %-formats help strings: a bare "95 %" in a help text crashes `softmax-mi --help`."""
+    import argparse
+
+    from softmax_mi.cli import build_parser
+
+    parser = build_parser()
+    assert "localise" in parser.format_help()
+    sub = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert command.format_help(), name
