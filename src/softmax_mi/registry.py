@@ -30,6 +30,7 @@ FEATURE_BACKBONES = ("efficientnet_lite0", "resnet50", "inception_v3")  # frozen
 WEIGHT_METHODS = ("cam", "infocam", "infocam_full", "infocam_noregion", "infocam_leastlikely")
 CAM_METHODS = (*WEIGHT_METHODS, "gradcam")
 WSOL_PROTOCOLS = ("paper", "maxboxacc", "maxboxacc_v2")
+BOX_CONVENTIONS = ("ours", "wsolevaluation")  # score_maps(protocol=...): how maps become boxes and IoUs
 WSOL_BACKBONES = ("gap_cnn", "vgg16_gap", "resnet50")
 EMBEDDED_WSOL_DATASETS = ("cluttered_mnist",)  # built by the workflow
 USER_DATASETS = ("cub", "tiny_imagenet")  # supplied by the user (softmax_mi.data.raw), never downloaded

@@ -52,8 +52,9 @@ from softmax_mi.localisation.protocols import (
     threshold_grid,
 )
 from softmax_mi.localisation.tau_sweep import boxes_at_threshold, sweep
+from softmax_mi.registry import BOX_CONVENTIONS
 
-PROTOCOLS = ("ours", "wsolevaluation")
+PROTOCOLS = BOX_CONVENTIONS
 DEFAULT_STEP = {"ours": 0.01, "wsolevaluation": 0.001}  # wsolevaluation: config.py's cam_curve_interval
 V1_IOU = 0.5
 
