@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from softmax_mi.cli import CLIError
 from softmax_mi.commands import add_command
 
 EPILOG = """examples:
@@ -67,22 +68,16 @@ def register(sub) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ reading
-def _error(message: str):
-    from softmax_mi.cli import CLIError
-
-    return CLIError(message)
-
-
 def _read_frame(path: str, flag: str):
     import pandas as pd
 
     file = Path(path)
     if not file.is_file():
-        raise _error(f"{path}: no such file ({flag} takes a CSV or Parquet file)")
+        raise CLIError(f"{path}: no such file ({flag} takes a CSV or Parquet file)")
     try:
         frame = pd.read_parquet(file) if file.suffix.lower() in (".parquet", ".pq") else pd.read_csv(file)
     except Exception as error:  # noqa: BLE001 - any parse error is the user's file
-        raise _error(f"{path}: cannot be read as {'Parquet' if file.suffix == '.parquet' else 'CSV'} "
+        raise CLIError(f"{path}: cannot be read as {'Parquet' if file.suffix == '.parquet' else 'CSV'} "
                      f"({str(error).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
@@ -95,13 +90,13 @@ def _read_boxes(path: str):
     frame = _read_frame(path, "--boxes")
     missing = [c for c in BOX_COLUMNS if c not in frame.columns]
     if missing:
-        raise _error(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(BOX_COLUMNS)})")
+        raise CLIError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(BOX_COLUMNS)})")
     unknown = [c for c in frame.columns if c not in BOX_COLUMNS + OPTIONAL_BOX_COLUMNS]
     if unknown:
-        raise _error(f"{path}: unknown column(s) {', '.join(unknown)} "
+        raise CLIError(f"{path}: unknown column(s) {', '.join(unknown)} "
                      f"(allowed: {', '.join(BOX_COLUMNS + OPTIONAL_BOX_COLUMNS)}; rename or drop them)")
     if len(frame) == 0:
-        raise _error(f"{path}: no rows (one row per GT box)")
+        raise CLIError(f"{path}: no rows (one row per GT box)")
     frame["image_id"] = frame["image_id"].astype(str)
     for column in ("x0", "y0", "x1", "y1", "width", "height"):
         if column in frame.columns:
@@ -109,14 +104,14 @@ def _read_boxes(path: str):
             bad = values.isna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise _error(f"{path}: column {column}, row {row + 2}: {frame[column].iloc[row]!r} is not a number "
+                raise CLIError(f"{path}: column {column}, row {row + 2}: {frame[column].iloc[row]!r} is not a number "
                              "(pixel coordinates)")
             frame[column] = values
     for column in ("width", "height", "split", "label"):
         if column in frame.columns:
             varying = frame.groupby("image_id", sort=False)[column].nunique()
             if (varying > 1).any():
-                raise _error(f"{path}: column {column}: image {varying[varying > 1].index[0]!r} has different "
+                raise CLIError(f"{path}: column {column}: image {varying[varying > 1].index[0]!r} has different "
                              f"values on its rows (one {column} per image)")
     return frame
 
@@ -125,11 +120,11 @@ def _read_by_id(path: str, flag: str, column: str, ids: list[str]) -> list:
     frame = _read_frame(path, flag)
     for needed in ("image_id", column):
         if needed not in frame.columns:
-            raise _error(f"{path}: missing column {needed} (need image_id, {column})")
+            raise CLIError(f"{path}: missing column {needed} (need image_id, {column})")
     values = dict(zip(frame["image_id"].astype(str), frame[column]))
     missing = [i for i in ids if i not in values]
     if missing:
-        raise _error(f"{path}: no {column} for image {missing[0]!r} (add a row for every image of --boxes)")
+        raise CLIError(f"{path}: no {column} for image {missing[0]!r} (add a row for every image of --boxes)")
     return [values[i] for i in ids]
 
 
@@ -142,46 +137,46 @@ def _read_maps(path: str, ids_file: str | None, ids: list[str]) -> list:
         for image_id in ids:
             file = source / f"{image_id}.npy"
             if not file.is_file():
-                raise _error(f"{file}: missing (the map of image {image_id!r}; the folder holds <image_id>.npy)")
+                raise CLIError(f"{file}: missing (the map of image {image_id!r}; the folder holds <image_id>.npy)")
             maps.append(_load(file, np.load))
         names = [str(source / f"{i}.npy") for i in ids]
     elif source.suffix == ".npz":
         if not source.is_file():
-            raise _error(f"{path}: no such file")
+            raise CLIError(f"{path}: no such file")
         with np.load(source, allow_pickle=False) as archive:
             stored = set(archive.files)
             missing = [i for i in ids if i not in stored]
             if missing:
-                raise _error(f"{path}: no map for image {missing[0]!r} (the keys are image ids; "
+                raise CLIError(f"{path}: no map for image {missing[0]!r} (the keys are image ids; "
                              f"{len(missing)} of {len(ids)} missing)")
             maps = [archive[i] for i in ids]
         names = [f"{path}[{i}]" for i in ids]
     elif source.suffix == ".npy":
         if not source.is_file():
-            raise _error(f"{path}: no such file")
+            raise CLIError(f"{path}: no such file")
         if ids_file is None:
-            raise _error(f"{path}: a [N, h, w] stack needs --ids FILE (one image id per line, in the stack's order)")
+            raise CLIError(f"{path}: a [N, h, w] stack needs --ids FILE (one image id per line, in the stack's order)")
         stack = _load(source, np.load)
         if stack.ndim != 3:
-            raise _error(f"{path}: shape {stack.shape}: need [N, h, w] (one 2-D map per image)")
+            raise CLIError(f"{path}: shape {stack.shape}: need [N, h, w] (one 2-D map per image)")
         stack_ids = [line.strip() for line in Path(ids_file).read_text().splitlines() if line.strip()]
         if len(stack_ids) != len(stack):
-            raise _error(f"{ids_file}: {len(stack_ids)} ids for {len(stack)} maps in {path} (one id per line)")
+            raise CLIError(f"{ids_file}: {len(stack_ids)} ids for {len(stack)} maps in {path} (one id per line)")
         position = {image_id: k for k, image_id in enumerate(stack_ids)}
         missing = [i for i in ids if i not in position]
         if missing:
-            raise _error(f"{ids_file}: no map for image {missing[0]!r} of the boxes (list every image's id)")
+            raise CLIError(f"{ids_file}: no map for image {missing[0]!r} of the boxes (list every image's id)")
         maps = [stack[position[i]] for i in ids]
         names = [f"{path}[{position[i]}] ({i})" for i in ids]
     else:
-        raise _error(f"{path}: not a .npy, .npz or folder (--maps)")
+        raise CLIError(f"{path}: not a .npy, .npz or folder (--maps)")
     for name, m in zip(names, maps):
         if m.ndim != 2 or 0 in m.shape:
-            raise _error(f"{name}: shape {m.shape}: need a non-empty 2-D map (h, w)")
+            raise CLIError(f"{name}: shape {m.shape}: need a non-empty 2-D map (h, w)")
         if m.dtype.kind not in "fiub":
-            raise _error(f"{name}: dtype {m.dtype}: need numbers")
+            raise CLIError(f"{name}: dtype {m.dtype}: need numbers")
         if not np.isfinite(m).all():
-            raise _error(f"{name}: contains NaN or inf (replace them, e.g. np.nan_to_num)")
+            raise CLIError(f"{name}: contains NaN or inf (replace them, e.g. np.nan_to_num)")
     return maps
 
 
@@ -189,7 +184,7 @@ def _load(file: Path, loader):
     try:
         return loader(file, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise _error(f"{file}: cannot be read as .npy ({error})") from None
+        raise CLIError(f"{file}: cannot be read as .npy ({error})") from None
 
 
 # ------------------------------------------------------------------------------------------------------ command
@@ -200,9 +195,9 @@ def run(args) -> None:
     from softmax_mi.localisation.score import TABLE_COLUMNS, score_maps
 
     if args.tau is not None and not 0 <= args.tau < 1:
-        raise _error(f"--tau {args.tau}: must be in [0, 1) (a threshold on the min-max normalised map)")
+        raise CLIError(f"--tau {args.tau}: must be in [0, 1) (a threshold on the min-max normalised map)")
     if args.step is not None and not 0 < args.step < 1:
-        raise _error(f"--step {args.step}: must be in (0, 1) (e.g. 0.01)")
+        raise CLIError(f"--step {args.step}: must be in (0, 1) (e.g. 0.01)")
     boxes = _read_boxes(args.boxes)
     groups = boxes.groupby("image_id", sort=False)
     ids = list(groups.groups)
@@ -216,16 +211,16 @@ def run(args) -> None:
         outside = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1]) | (b[:, 2] > w) | (
             b[:, 3] > h)
         if outside.any():
-            raise _error(f"{args.boxes}: image {image_id!r}: box {b[outside][0].tolist()} is outside its {w} × {h} "
+            raise CLIError(f"{args.boxes}: image {image_id!r}: box {b[outside][0].tolist()} is outside its {w} × {h} "
                          "image (need 0 <= x0 <= x1 <= width, 0 <= y0 <= y1 <= height; give width/height columns "
                          "when the maps are smaller than the images)")
         sizes.append((h, w))
     splits = first["split"].astype(str).tolist() if "split" in boxes.columns else None
     if args.held_out is not None and (splits is None or args.held_out not in splits):
-        raise _error(f"{args.boxes}: column split: no rows of split {args.held_out!r} to choose τ on "
+        raise CLIError(f"{args.boxes}: column split: no rows of split {args.held_out!r} to choose τ on "
                      "(add a split column, or pass --tau)")
     if args.tau is None and args.held_out is None and args.protocol == "ours":
-        raise _error("--protocol ours chooses τ on held-out images: pass --held-out SPLIT (e.g. val) or --tau 0.2")
+        raise CLIError("--protocol ours chooses τ on held-out images: pass --held-out SPLIT (e.g. val) or --tau 0.2")
     labels = predictions = None
     if args.predictions:
         predictions = _read_by_id(args.predictions, "--predictions", "predicted", ids)
@@ -234,7 +229,7 @@ def run(args) -> None:
         elif "label" in boxes.columns:
             labels = first["label"].tolist()
         else:
-            raise _error(f"{args.boxes}: Top-1 loc needs labels: add a label column or pass --labels FILE")
+            raise CLIError(f"{args.boxes}: Top-1 loc needs labels: add a label column or pass --labels FILE")
     scores = score_maps(maps, box_lists, image_sizes=sizes, splits=splits, labels=labels, predictions=predictions,
                         protocol=args.protocol, tau=args.tau, held_out=args.held_out, threshold_step=args.step,
                         resize_length=args.resize_length)
