@@ -24,3 +24,27 @@ def add_command(sub, name: str, *, help: str, description: str, epilog: str) -> 
     return sub.add_parser(name, help=help, description=description, epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
+
+
+def read_frame(path: str, option: str):
+    """A CSV or Parquet file (by suffix: ``.parquet``/``.pq``, else CSV) as a pandas DataFrame with stripped column
+    names; a missing or unreadable file is a one-line :class:`softmax_mi.cli.CLIError` naming ``option``, the file
+    and the fix."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from softmax_mi.cli import CLIError
+
+    file = Path(path)
+    if not file.is_file():
+        raise CLIError(f"{option} {path}: no such file (check the path)")
+    parquet = file.suffix.lower() in (".parquet", ".pq")
+    try:
+        frame = pd.read_parquet(file) if parquet else pd.read_csv(file)
+    except Exception as error:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a user's broken file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CLIError(f"{option} {path}: cannot read it as {'Parquet' if parquet else 'CSV'} ({first}); "
+                       "write it with pandas' to_parquet or to_csv") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from softmax_mi.cli import CLIError
-from softmax_mi.commands import add_command
+from softmax_mi.commands import add_command, read_frame
 
 EXAMPLES = """\
 examples:
@@ -87,9 +87,7 @@ def read_array(path: str, option: str, columns: tuple[str, ...] = ()):
                                    f"({', '.join(archive.files) or 'none'}); save exactly one (np.savez(f, x))")
                 return archive[archive.files[0]]
         if suffix in (".csv", ".parquet"):
-            import pandas as pd
-
-            frame = pd.read_csv(file) if suffix == ".csv" else pd.read_parquet(file)
+            frame = read_frame(path, option)
             named = [c for c in frame.columns if str(c).lower() in columns]
             if columns and len(frame.columns) > 1:
                 if len(named) != 1:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from softmax_mi.cli import CLIError
-from softmax_mi.commands import add_command
+from softmax_mi.commands import add_command, read_frame
 
 EPILOG = """examples:
   # wsolevaluation's MaxBoxAccV2 (max over τ on the scored split, as in published WSOL tables)
@@ -68,26 +68,11 @@ def register(sub) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------ reading
-def _read_frame(path: str, flag: str):
-    import pandas as pd
-
-    file = Path(path)
-    if not file.is_file():
-        raise CLIError(f"{path}: no such file ({flag} takes a CSV or Parquet file)")
-    try:
-        frame = pd.read_parquet(file) if file.suffix.lower() in (".parquet", ".pq") else pd.read_csv(file)
-    except Exception as error:  # noqa: BLE001 - any parse error is the user's file
-        raise CLIError(f"{path}: cannot be read as {'Parquet' if file.suffix == '.parquet' else 'CSV'} "
-                     f"({str(error).splitlines()[0]})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
-
-
 def _read_boxes(path: str):
     import numpy as np
     import pandas as pd
 
-    frame = _read_frame(path, "--boxes")
+    frame = read_frame(path, "--boxes")
     missing = [c for c in BOX_COLUMNS if c not in frame.columns]
     if missing:
         raise CLIError(f"{path}: missing column(s) {', '.join(missing)} (need {', '.join(BOX_COLUMNS)})")
@@ -117,7 +102,7 @@ def _read_boxes(path: str):
 
 
 def _read_by_id(path: str, flag: str, column: str, ids: list[str]) -> list:
-    frame = _read_frame(path, flag)
+    frame = read_frame(path, flag)
     for needed in ("image_id", column):
         if needed not in frame.columns:
             raise CLIError(f"{path}: missing column {needed} (need image_id, {column})")
