@@ -4,6 +4,7 @@ makes `--check` exit 1 naming it; an unknown block name is an error naming it an
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -73,3 +74,27 @@ def test_an_unknown_block_is_an_error_naming_it_and_the_known_ones(smoke_run, tm
 def test_unpaired_markers_are_errors(text, message):
     with pytest.raises(ReadmeError, match=message):
         find_blocks(text)
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("document", ["README.md", "bench/README.md", "docs/changes.md", "docs/other-runs.md",
+                                      "docs/user-data.md"])
+def test_every_link_of_the_guide_resolves(document):
+    """README.md and the pages it sends readers to: each relative link names a file of the repository, and each
+    #anchor a heading of its target (GitHub's anchors)."""
+    from test_docs_references import anchors
+
+    source = README.parent / document
+    broken = []
+    for target in LINK.findall(source.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (source.parent / path).resolve() if path else source
+        if not file.is_file():
+            broken.append(f"{target}: no file {file}")
+        elif anchor and file.suffix == ".md" and anchor not in anchors(file.read_text(encoding="utf-8")):
+            broken.append(f"{target}: no heading with anchor #{anchor} in {file.name}")
+    assert not broken, f"{document} has broken links:\n" + "\n".join(broken)
