@@ -37,7 +37,7 @@ def test_write_fills_every_block_and_copies_the_figures(filled, smoke_run, capsy
     for block in blocks:
         body = text[block.start:block.stop].strip()
         assert body and "nan" not in body.split(), f"block {block.name!r} is empty or has NaN:\n{body}"
-    assert "| C1 |" in text and "Default parameters" in text
+    assert "| C1 |" in text and "seeds, nats" in text
     for target in FIGURES:
         assert (filled / target).is_file(), f"{target} was not copied"
     results = str(smoke_run / "results")
