@@ -22,6 +22,7 @@ import difflib
 import math
 import re
 import shutil
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,9 +390,24 @@ def find_blocks(text: str, where: str = "README.md") -> list[Block]:
     return blocks
 
 
+WIDTH = 118  # prose lines are wrapped at the README's width; table rows are not
+
+
+def wrap(markdown: str) -> str:
+    """Prose lines wrapped at :data:`WIDTH` (a list item's continuation indented under its text); tables kept."""
+    lines = []
+    for line in markdown.splitlines():
+        if line.startswith("|") or len(line) <= WIDTH:
+            lines.append(line)
+        else:
+            lines += textwrap.wrap(line, WIDTH, subsequent_indent="  " if line.startswith("- ") else "",
+                                   break_long_words=False, break_on_hyphens=False)
+    return "\n".join(lines)
+
+
 def render(name: str, results: str | Path) -> str:
     """Block ``name``'s text from ``results`` (what goes between its markers: a blank line around it)."""
-    return "\n" + BLOCKS[name](Path(results)).strip() + "\n\n"
+    return "\n" + wrap(BLOCKS[name](Path(results)).strip()) + "\n\n"
 
 
 def fill(text: str, results: str | Path, where: str = "README.md") -> str:
