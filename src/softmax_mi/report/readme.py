@@ -45,12 +45,17 @@ class ReadmeError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ reading tables
-def summary(results: Path, part: str) -> pd.DataFrame:
-    """The part's summary table; a missing one is an error naming the file."""
-    path = Path(results) / TABLES[part]
+def read(results: Path, relpath: str) -> pd.DataFrame:
+    """The table ``results/relpath``; a missing one is an error naming the file."""
+    path = Path(results) / relpath
     if not path.is_file():
         raise ReadmeError(f"{path} is missing: run the pipeline first (`make run`), or pass --results DIR")
     return pd.read_parquet(path)
+
+
+def summary(results: Path, part: str) -> pd.DataFrame:
+    """The part's summary table (:data:`softmax_mi.report.sections.TABLES`)."""
+    return read(results, TABLES[part])
 
 
 def verdict_lines(results: Path, *keys: str) -> str:
@@ -63,6 +68,7 @@ def verdict_lines(results: Path, *keys: str) -> str:
 
 
 def table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, rendered as the report renders its tables."""
     report = Report()
     report.add("table", head, rows)
     return to_markdown(report).strip()
@@ -75,6 +81,7 @@ def at_most(value: float, digits: int = 3) -> str:
 
 
 def seed_count(frame: pd.DataFrame) -> int:
+    """How many distinct seeds the summary rows of ``frame`` pool (column ``seed_list``)."""
     return len({int(seed) for seeds in frame["seed_list"] for seed in seeds})
 
 
@@ -88,6 +95,7 @@ def span(values, digits: int = 3, sign: bool = False) -> str:
 
 # ------------------------------------------------------------------------------------------------ Part 1
 def gaussian(results: Path) -> pd.DataFrame:
+    """The synthetic summary's rows of the Gaussian task."""
     stats = summary(results, "synthetic")
     return stats[stats["dataset"] == "gaussian"]
 
@@ -169,10 +177,12 @@ LOSS_LABELS = {"softmax": "softmax", "pc_softmax": "PC-softmax", "posthoc_la": "
 
 
 def loss_label(loss: str, tau) -> str:
+    """A loss's name for the README's tables (``post-hoc logit adjustment (τ=1)``)."""
     return _loss_name(LOSS_LABELS.get(loss, loss), tau)
 
 
 def classification_test(results: Path) -> pd.DataFrame:
+    """The classification summary's test rows, in (dataset, protocol, setting, loss, τ) order."""
     stats = summary(results, "classification")
     test = stats[stats["split"] == "test"]
     return test.assign(tau_key=test["tau"].fillna(-1.0)).sort_values(
@@ -202,10 +212,7 @@ def part2_faithful(results: Path) -> str:
 
 def paired_lifts(results: Path, setting: str, metric: str = "macro_acc") -> pd.Series:
     """PC-softmax − softmax per seed (percentage points) on MNIST's ``setting``, test split, seeds paired."""
-    path = Path(results) / "classification" / "metrics.parquet"
-    if not path.is_file():
-        raise ReadmeError(f"{path} is missing: run the pipeline first (`make run`), or pass --results DIR")
-    rows = pd.read_parquet(path)
+    rows = read(results, "classification/metrics.parquet")
     rows = rows[(rows["dataset"] == "mnist") & (rows["setting"] == setting) & (rows["split"] == "test")
                 & rows["tau"].isna()]
     by_loss = rows.pivot_table(index="seed", columns="loss", values=metric)
@@ -274,6 +281,7 @@ PART3_COLUMNS = (("paper", "gt_known_loc", "paper (fixed τ): GT-known"), ("maxb
 
 
 def localisation_test(results: Path) -> pd.DataFrame:
+    """The localisation summary's test rows."""
     stats = summary(results, "localisation")
     return stats[stats["split"] == "test"]
 
