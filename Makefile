@@ -15,7 +15,7 @@ LIBRARY_TESTS := tests/test_losses.py tests/test_loss_modules.py tests/test_mi_i
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro bench docs localise-figures fashion-mnist clean lock test-oldest check-wheel
+.PHONY: install run test repro readme bench docs localise-figures fashion-mnist clean lock test-oldest check-wheel
 
 $(INSTALLED): pyproject.toml $(LOCK) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(INSTALLED)
 
 repro: $(INSTALLED)
 	$(BIN)/dvc repro
+
+# The README's generated result blocks and figures (docs/figures/) from results/, after `make run`
+# (`softmax-mi readme --check README.md` says which block is stale)
+readme: $(INSTALLED)
+	$(BIN)/softmax-mi readme --write README.md
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/synthetic.py

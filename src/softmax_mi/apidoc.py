@@ -32,7 +32,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
                             "or clovaai/wsolevaluation's.", ("score_maps", "WSOLScores")),
 }
 
-COMMANDS: tuple[str, ...] = ("localise", "score-maps", "mi")  # `softmax-mi <command> --help` texts included in the reference
+COMMANDS: tuple[str, ...] = ("localise", "score-maps", "mi", "readme")  # `softmax-mi <command> --help` texts included in the reference
 HELP_WIDTH = "100"  # argparse wraps at $COLUMNS: fixed, so the text does not depend on the terminal
 
 

@@ -7,6 +7,7 @@
     softmax-mi show mi_estimates --columns dataset,dim,estimator,mi_estimate,mi_true
     softmax-mi catalogue --write docs/results.md
     softmax-mi report                         results/report.md + results/report.html
+    softmax-mi readme --write README.md       the README's generated result blocks and figures
 
 Every command takes ``--results DIR`` (default ``results``). Query names follow the rule of
 :mod:`softmax_mi.catalogue`: ``<part>_<stem>``, plus ``<stem>`` when unique. Errors (bad SQL, unknown table,
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        args.func(args)
+        status = args.func(args)  # None, or an exit status (`readme --check`: 1 when stale)
     except (CLIError, MissingExtraError) as error:
         print(f"softmax-mi {args.command}: {error}", file=sys.stderr)
         return 2
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"softmax-mi {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":  # `python -m softmax_mi.cli`: run the imported module, whose CLIError the commands raise

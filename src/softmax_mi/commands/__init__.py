@@ -1,7 +1,9 @@
-"""Commands of ``softmax-mi`` that work on a user's own model and files (not on the pipeline's result tables).
+"""Commands of ``softmax-mi`` in their own modules: those that work on a user's own model and files (``localise``,
+``score-maps``, ``mi``) and ``readme`` (the README's generated blocks from the result tables).
 
 Each module here defines ``register(sub)``: it adds one subparser to the ``softmax-mi`` parser and sets its ``func``
-(called with the parsed arguments; raise :class:`softmax_mi.cli.CLIError` for a one-line user error). Modules import
+(called with the parsed arguments; it may return an exit status, none means 0; raise
+:class:`softmax_mi.cli.CLIError` for a one-line user error, status 2). Modules import
 torch only inside ``func``, so ``softmax-mi --help`` stays fast.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-MODULES: tuple[str, ...] = ("localise", "score_maps", "mi")  # the order of the commands in `softmax-mi --help`
+MODULES: tuple[str, ...] = ("localise", "score_maps", "mi", "readme")  # the order of the commands in `softmax-mi --help`
 
 
 def register_all(sub) -> None:

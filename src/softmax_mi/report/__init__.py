@@ -12,6 +12,7 @@ Modules, one concern each:
   sections   one section per part         document  the report as blocks, number formats
   render     Markdown / HTML              build     ``assemble``, ``build_report``
   stage      the Snakemake rule ``report`` (``softmax_mi.report.stage.write``)
+  readme     the README's generated result blocks and figures (``softmax-mi readme``, ``make readme``)
 
 Entry points: :func:`build_report`, ``softmax-mi report``, and the Snakemake rule ``report``.
 """
