@@ -344,8 +344,7 @@ def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
                 hint = _fix_hint(causes[0])
         problems.append((list(map(str, error.absolute_path)), f"{_key_path(error)}: {message} (fix: {hint})"))
     # cross-field checks only on a structurally valid mapping
-    messages = [message for _, message in sorted(problems, key=lambda item: item[0])] or \
-        _seed_count_problems(params) + _benchmark_problems(params)
+    messages = [message for _, message in sorted(problems, key=lambda item: item[0])] or _seed_count_problems(params)
     if messages:
         lines = [f"{source}: invalid parameters ({len(messages)} problem{'s' * (len(messages) > 1)}):"]
         lines += [f"  - {message}" for message in messages]
@@ -365,29 +364,6 @@ def _seed_count_problems(params: Mapping[str, Any]) -> list[str]:
     if wanted > available:
         problems.append(f"benchmark.n_seeds: {wanted} is more than the {available} listed in `seeds` (fix: lower it, "
                         "or list more seeds)")
-    return problems
-
-
-def _benchmark_problems(params: Mapping[str, Any]) -> list[str]:
-    """benchmark.tasks: unique names, each family's parameters accepted by the library; sweep.tasks: listed tasks."""
-    if "benchmark" not in params:
-        return []
-    from softmax_mi.benchmark.tasks import make_task  # numpy + scipy, no torch
-
-    benchmark, problems, names = params["benchmark"], [], []
-    for index, spec in enumerate(benchmark["tasks"]):
-        if spec["name"] in names:
-            problems.append(f"benchmark.tasks.{index}.name: {spec['name']!r} is given twice (fix: rename one)")
-        names.append(spec["name"])
-        try:
-            make_task(spec)
-        except ValueError as error:
-            problems.append(f"benchmark.tasks.{index}: {error} (fix: see softmax_mi.benchmark.tasks for the family's "
-                            "parameters)")
-    for name in benchmark["sweep"]["tasks"]:
-        if name not in names:
-            problems.append(f"benchmark.sweep.tasks: {name!r} is not a task of benchmark.tasks (fix: use one of "
-                            f"{', '.join(names)})")
     return problems
 
 

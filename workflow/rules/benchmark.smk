@@ -3,6 +3,10 @@
 from softmax_mi.stages import benchmark as benchmark_stage
 
 BENCHMARK = config["benchmark"]
+try:  # task names, the families' parameters, the sweep's task names: checked at parse time, before any job runs
+    benchmark_stage.check_tasks(BENCHMARK)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 
 wildcard_constraints:

@@ -432,8 +432,12 @@ def pool_images(images: np.ndarray, pool: int) -> np.ndarray:
     n, height, width = images.shape
     if height % pool or width % pool:
         raise ValueError(f"pool {pool} does not divide the image size {height}×{width}")
-    blocks = images.reshape(n, height // pool, pool, width // pool, pool).astype(np.float32)
-    return (blocks.mean(axis=(2, 4)) / 255.0).reshape(n, -1)
+    blocks = images.reshape(n, height // pool, pool, width // pool, pool)
+    sums = np.zeros((n, height // pool, width // pool), dtype=np.float32)
+    for row in range(pool):  # pool² strided adds: much faster than a reduction over two inner axes
+        for column in range(pool):
+            sums += blocks[:, :, row, :, column]
+    return (sums * np.float32(1.0 / (255.0 * pool * pool))).reshape(n, -1)
 
 
 @functools.lru_cache(maxsize=2)

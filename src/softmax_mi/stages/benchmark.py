@@ -91,6 +91,27 @@ SUMMARY_COLUMNS = {
 }
 
 
+def check_tasks(benchmark: dict) -> None:
+    """Raise ValueError naming the key when params.yaml `benchmark` lists a task twice, a task the library refuses
+    (its family's parameters), or a sweep task that is not listed. Called when the workflow is parsed."""
+    from softmax_mi.benchmark.tasks import make_task  # numpy + scipy, no torch
+
+    names: list[str] = []
+    for index, spec in enumerate(benchmark["tasks"]):
+        if spec["name"] in names:
+            raise ValueError(f"benchmark.tasks.{index}.name: {spec['name']!r} is given twice (fix: rename one)")
+        names.append(spec["name"])
+        try:
+            make_task(spec)
+        except ValueError as error:
+            raise ValueError(f"benchmark.tasks.{index}: {error} (fix: give the family's parameters, "
+                             "softmax_mi.benchmark.tasks)") from None
+    for name in benchmark["sweep"]["tasks"]:
+        if name not in names:
+            raise ValueError(f"benchmark.sweep.tasks: {name!r} is not a task of benchmark.tasks (fix: use one of "
+                             f"{', '.join(names)})")
+
+
 def with_source(spec: dict, mnist: list[str]) -> dict:
     """An MNIST task reads the prepared arrays of the rule's input (the task's name and identity are unchanged)."""
     if spec["family"] != "mnist" or not mnist:
@@ -139,7 +160,7 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
 
     device = resolve_device(device)
     method = build(estimator, settings=settings, test_fraction=test_fraction, level=level, device=device)
-    warm_up(method, runs, inputs.get("mnist", []))
+    warm_up(method, runs[0][0], min(main_sizes), inputs.get("mnist", []))
     rows = []
     for spec, sizes in runs:
         task = make_task(with_source(spec, inputs.get("mnist", [])))
@@ -168,16 +189,14 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
                 table_doc=f"benchmark runs of {estimator}")
 
 
-def warm_up(method, runs: list, mnist: list[str]) -> None:
-    """One untimed estimate on a small sample of the first task: the first call in a process pays one-off costs
-    (lazy imports, allocator and thread-pool start-up, several seconds) that would otherwise land in the first
-    run's ``seconds``."""
+def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
+    """One untimed estimate on a sample of ``spec`` (a main size): the first call in a process pays one-off costs
+    (lazy imports, allocator and thread-pool start-up, seconds) that would otherwise land in the first run's
+    ``seconds``."""
     from softmax_mi.benchmark.tasks import make_task
 
-    spec, sizes = runs[0]
     task = make_task(with_source(spec, mnist))
-    n = min(sizes) * task.n_classes
-    method.estimate(*task.sample(n, derive_seed(0, "benchmark-warm-up", spec)), seed=0)
+    method.estimate(*task.sample(n_per_class * task.n_classes, derive_seed(0, "benchmark-warm-up", spec)), seed=0)
 
 
 def summarise(*, tasks: list[dict], level: float, inputs: dict, outputs: dict) -> None:
