@@ -6,7 +6,7 @@ are scored by the same code.
 
 - :func:`score_runs`: joins the runs with the truths and adds ``error`` (estimate − truth), ``abs_error`` and
   ``covered`` (the interval [low, high] meets the truth interval [truth_low, truth_high]; for an exact or
-  Monte-Carlo truth that is low ≤ truth ≤ high);
+  Monte-Carlo truth that is low ≤ truth ≤ high; NA for a failed run);
 - :func:`invariance_shifts`: per bijection task, the estimate on the mapped sample minus the estimate on the
   base task's sample of the same seed and size (the same draw, mapped), per estimator;
 - :func:`summarise_estimates`: bias, |error|, RMSE, coverage, interval width, ceiling rate, time and the
@@ -33,12 +33,14 @@ def score_runs(runs: pd.DataFrame, truths: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"no truth for the task(s) {', '.join(missing)}: the truth table and the runs disagree "
                          "(rerun the benchmark's truth step)")
+    runs = runs if "status" in runs.columns else runs.assign(status="ok")
     table = runs.merge(truths.drop(columns=[c for c in truths.columns if c in runs.columns and c != "task"]),
                        on="task", how="left", validate="many_to_one")
     table["error"] = table["estimate"] - table["truth"]
     table["abs_error"] = table["error"].abs()
     table["width"] = table["high"] - table["low"]
-    table["covered"] = (table["low"] <= table["truth_high"]) & (table["high"] >= table["truth_low"])
+    covered = (table["low"] <= table["truth_high"]) & (table["high"] >= table["truth_low"])
+    table["covered"] = covered.astype("boolean").mask(table["estimate"].isna())  # NA: a failed run
     return table
 
 
@@ -83,10 +85,12 @@ def summarise_estimates(estimates: pd.DataFrame, shifts: pd.DataFrame | None = N
     summary = grouped.agg(
         n_tasks=("task", "nunique"),
         n_runs=("estimate", "size"),
+        failure_rate=("status", lambda status: float((status != "ok").mean())),
         bias=("error", "mean"),
         error_std=("error", "std"),
         mean_abs_error=("abs_error", "mean"),
-        rmse=("error", lambda e: float(np.sqrt(np.mean(np.square(e))))),
+        median_abs_error=("abs_error", "median"),
+        rmse=("error", lambda e: float(np.sqrt(np.nanmean(np.square(e)))) if e.notna().any() else np.nan),
         coverage=("covered", "mean"),
         mean_width=("width", "mean"),
         ceiling_rate=("at_ceiling", "mean"),

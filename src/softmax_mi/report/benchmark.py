@@ -82,18 +82,22 @@ def b2(estimates: pd.DataFrame) -> Claim:
 
 def overall_table(estimates: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     per = estimates.groupby("estimator").agg(
-        mae=("abs_error", "mean"), bias=("error", "mean"), coverage=("covered", "mean"), width=("width", "mean"),
-        ceiling=("at_ceiling", "mean"), seconds=("seconds", "mean"), runs=("estimate", "size"),
-    ).sort_values("mae")
-    head = ["estimator", "mean |error|", "bias", "coverage", "mean width", "at ceiling", "s / estimate", "runs"]
-    rows = [[name, fmt(r.mae), f"{r.bias:+.3f}", f"{100 * r.coverage:.0f} %", fmt(r.width),
-             f"{100 * r.ceiling:.0f} %", f"{r.seconds:.2f}", str(int(r.runs))] for name, r in per.iterrows()]
+        median=("abs_error", "median"), mae=("abs_error", "mean"), bias=("error", "mean"),
+        coverage=("covered", "mean"), width=("width", "mean"), ceiling=("at_ceiling", "mean"),
+        failed=("status", lambda status: (status != "ok").mean()), seconds=("seconds", "mean"),
+        runs=("estimate", "size"),
+    ).sort_values("median")
+    head = ["estimator", "median |error|", "mean |error|", "bias", "coverage", "mean width", "at ceiling", "failed",
+            "s / estimate", "runs"]
+    rows = [[name, fmt(r.median), fmt(r.mae), f"{r.bias:+.3f}", f"{100 * r.coverage:.0f} %", fmt(r.width),
+             f"{100 * r.ceiling:.0f} %", f"{100 * r.failed:.0f} %", f"{r.seconds:.2f}", str(int(r.runs))]
+            for name, r in per.iterrows()]
     return head, rows
 
 
 def family_table(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Mean |error| per family (rows) × estimator (columns), and the best estimator of each family."""
-    table = summary.pivot(index="family", columns="estimator", values="mean_abs_error")
+    """Median |error| per family (rows) × estimator (columns), and the best estimator of each family."""
+    table = summary.pivot(index="family", columns="estimator", values="median_abs_error")
     head = ["family", *table.columns, "best"]
     rows = [[family, *(fmt(v) for v in row), str(row.idxmin())] for family, row in table.iterrows()]
     return head, rows
@@ -119,18 +123,24 @@ def axis_sentences(estimates: pd.DataFrame) -> list[str]:
 
 
 def headline_sentences(estimates: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
-    per = estimates.groupby("estimator").agg(mae=("abs_error", "mean"), seconds=("seconds", "mean"),
-                                             coverage=("covered", "mean"), ceiling=("at_ceiling", "mean"))
+    per = estimates.groupby("estimator").agg(mae=("abs_error", "median"), seconds=("seconds", "mean"),
+                                             coverage=("covered", "mean"), ceiling=("at_ceiling", "mean"),
+                                             failed=("status", lambda status: (status != "ok").mean()))
     best, fastest = per["mae"].idxmin(), per["seconds"].idxmin()
     sentences = [
-        f"How far off: the most accurate estimator over all runs is {best} (mean |error| {per.loc[best, 'mae']:.3f} "
-        f"nats), the least accurate {per['mae'].idxmax()} ({per['mae'].max():.3f}).",
+        f"How far off: the most accurate estimator over all runs is {best} (median |error| "
+        f"{per.loc[best, 'mae']:.3f} nats), the least accurate {per['mae'].idxmax()} ({per['mae'].max():.3f}).",
         f"How fast: {fastest} is the fastest ({per.loc[fastest, 'seconds']:.2f} s per estimate), "
         f"{per['seconds'].idxmax()} the slowest ({per['seconds'].max():.2f} s).",
         f"Can the interval be believed: coverage of the nominal 95 % intervals ranges from "
         f"{100 * per['coverage'].min():.0f} % ({per['coverage'].idxmin()}) to {100 * per['coverage'].max():.0f} % "
         f"({per['coverage'].idxmax()}).",
     ]
+    failed = per[per["failed"] > 0]
+    if len(failed):
+        sentences.append("Failures (diverged to NaN, or too few rows of a class for the method): "
+                         + ", ".join(f"{name} {100 * share:.0f} % of runs" for name, share in failed["failed"].items())
+                         + ".")
     at_ceiling = per[per["ceiling"] > 0]
     if len(at_ceiling):
         sentences.append("Ceilings: runs at the estimator's ceiling (the estimate then says nothing about larger MI): "
@@ -169,7 +179,7 @@ def benchmark_section(report: Report, results: Path) -> None:
         report.add("p", sentence)
     report.add("h3", "Per estimator, every run")
     report.add("table", *overall_table(estimates))
-    report.add("h3", "Which estimator for which family: mean |error| (nats)")
+    report.add("h3", "Which estimator for which family: median |error| (nats; over the runs that did not fail)")
     report.add("table", *family_table(summary))
     report.add("h3", "How each estimator degrades (K, ρ, d: Gaussian tasks; n: the sweep's tasks)")
     for sentence in axis_sentences(estimates):

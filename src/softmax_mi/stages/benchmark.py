@@ -50,6 +50,7 @@ RUN_COLUMNS = {
     "n_per_class": "rows per class of the sample (n = n_per_class × K)",
     "n": "rows of the sample (train + held-out)",
     "sweep": "True when this size is one of benchmark.sweep.n_per_class only (sample-efficiency rows)",
+    "status": "'ok', or 'failed: <reason>' (diverged to NaN, or too few rows of a class): estimate and interval NaN",
     "n_train": "rows the estimator trained on (the rest is held out)",
     "estimate": "the estimate of I(X;Y), nats",
     "low": "lower end of the estimate's interval (level: benchmark.level), nats",
@@ -70,7 +71,8 @@ ESTIMATES_COLUMNS = {
     "error": "estimate − truth, nats",
     "abs_error": "|estimate − truth|, nats",
     "width": "high − low, nats",
-    "covered": "True when [low, high] meets [truth_low, truth_high] (for an exact truth: low ≤ truth ≤ high)",
+    "covered": "True when [low, high] meets [truth_low, truth_high] (for an exact truth: low ≤ truth ≤ high); NA for a "
+               "failed run",
 }
 SUMMARY_COLUMNS = {
     "estimator": RUN_COLUMNS["estimator"],
@@ -79,7 +81,9 @@ SUMMARY_COLUMNS = {
     "n_runs": "runs (task × n × seed) aggregated",
     "bias": "mean of estimate − truth, nats",
     "error_std": "standard deviation of estimate − truth over the runs, nats",
+    "failure_rate": "share of runs that failed (status != 'ok'); the other columns are over the runs that did not",
     "mean_abs_error": "mean |estimate − truth|, nats",
+    "median_abs_error": "median |estimate − truth|, nats (robust to a few diverged estimates)",
     "rmse": "root mean squared error, nats",
     "coverage": "share of runs whose interval meets the truth (nominal: benchmark.level)",
     "mean_width": "mean interval width, nats",
@@ -170,23 +174,35 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
                 x, y = task.sample(n, sample_seed(seed, spec, n))
                 run_seed = derive_seed(seed, "benchmark-estimate", spec, n, estimator)
                 seed_everything(run_seed)
-                result = method.estimate(x, y, seed=run_seed)
-                details = result.details
+                row = run_row(method, x, y, run_seed)
                 rows.append({
                     "task": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
-                    "sweep": n_per_class not in main_sizes, "n_train": int(details.get("n_train", 0)),
-                    "estimate": result.value, "low": result.low, "high": result.high, "se": result.se,
-                    "ceiling": float(details.get("ceiling", math.nan)),
-                    "at_ceiling": bool(details.get("at_ceiling", False)),
-                    "interval": str(details.get("interval", "")), "seconds": float(details.get("seconds", math.nan)),
-                    "cpu_seconds": float(details.get("cpu_seconds", math.nan)),
-                    "train_steps": int(details.get("train_steps", 0)), "device": device,
+                    "sweep": n_per_class not in main_sizes, **row, "device": device,
                     **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
                                   "test_fraction": test_fraction, "level": level}),
                 })
-                log.info("%s n=%d seed %d: %s", task.name, n, seed, result)
+                log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"],
+                         row["low"], row["high"], row["status"])
     write_table(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), outputs["rows"], column_docs=RUN_COLUMNS,
                 table_doc=f"benchmark runs of {estimator}")
+
+
+def run_row(method, x, y, seed: int) -> dict:
+    """The result columns of one estimate. A diverged estimator (NaN) or one that cannot run on this sample (too few
+    rows of a class) is a result too: NaN estimate and interval, ``status`` the reason, never a failed job."""
+    try:
+        result = method.estimate(x, y, seed=seed)
+    except (FloatingPointError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return {"status": f"failed: {reason}", "n_train": 0, "estimate": math.nan, "low": math.nan,
+                "high": math.nan, "se": math.nan, "ceiling": math.nan, "at_ceiling": False, "interval": "",
+                "seconds": math.nan, "cpu_seconds": math.nan, "train_steps": 0}
+    details = result.details
+    return {"status": "ok", "n_train": int(details.get("n_train", 0)), "estimate": result.value, "low": result.low,
+            "high": result.high, "se": result.se, "ceiling": float(details.get("ceiling", math.nan)),
+            "at_ceiling": bool(details.get("at_ceiling", False)), "interval": str(details.get("interval", "")),
+            "seconds": float(details.get("seconds", math.nan)), "cpu_seconds": float(details.get("cpu_seconds", math.nan)),
+            "train_steps": int(details.get("train_steps", 0))}
 
 
 def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
