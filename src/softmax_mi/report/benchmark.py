@@ -4,8 +4,8 @@ for which family; every sentence computed from results/benchmark/estimates.parqu
 
 Verdicts (the issue's acceptance criteria, computed):
 
-B1  with 10,000 rows of Part 1's d = 5 task, PC-softmax is within ``B1_TOLERANCE`` nats of the best estimator
-B2  the classifier estimators' intervals cover 90–98 % of runs where their bias is below the interval width
+BM1  with 10,000 rows of Part 1's d = 5 task, PC-softmax is within ``BM1_TOLERANCE`` nats of the best estimator
+BM2  the classifier estimators' intervals cover 90–98 % of runs where their bias is below the interval width
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ FIGURES = (("benchmark/bias.png", "Bias (estimate − truth) against K, ρ, d (G
                                   "wall time against n"),
            ("benchmark/coverage.png", "Share of runs whose interval meets the truth, per estimator × family"))
 CLASSIFIERS = ("softmax", "pc_softmax", "logloss")
-B1_TOLERANCE = 0.01  # nats
-B1_ROWS = 10_000
+BM1_TOLERANCE = 0.01  # nats
+BM1_ROWS = 10_000
 COVERAGE_RANGE = (0.90, 0.98)
 PART1_SEPARATION = 2 * math.sqrt(5)  # Part 1's means (0, ±2, ±4)·1 in d = 5: neighbours 2√5 apart
 
 STATEMENTS = {
-    "B1": f"benchmark: with {B1_ROWS:,} rows of Part 1's d = 5 task, PC-softmax is within {B1_TOLERANCE} nats of the "
+    "BM1": f"benchmark: with {BM1_ROWS:,} rows of Part 1's d = 5 task, PC-softmax is within {BM1_TOLERANCE} nats of the "
           "best estimator",
-    "B2": "benchmark: the classifier estimators' 95 % intervals cover 90–98 % of runs where their bias is below the "
+    "BM2": "benchmark: the classifier estimators' 95 % intervals cover 90–98 % of runs where their bias is below the "
           "interval width",
 }
 
@@ -41,20 +41,20 @@ def claim(key: str, verdict: str, reason: str, numbers: dict | None = None) -> C
     return Claim(key, STATEMENTS[key], verdict, reason, numbers or {})
 
 
-def b1(estimates: pd.DataFrame) -> Claim:
+def bm1(estimates: pd.DataFrame) -> Claim:
     """PC-softmax's mean |error| minus the best estimator's on Part 1's d = 5 task at 10,000 rows."""
     rows = estimates[(estimates["family"] == "gaussian") & (estimates["n_classes"] == 5) & (estimates["dim"] == 5)
                      & (estimates["prior"] == "uniform") & ((estimates["separation"] - PART1_SEPARATION).abs() < 1e-3)
-                     & (estimates["n"] == B1_ROWS)]
+                     & (estimates["n"] == BM1_ROWS)]
     if rows.empty or "pc_softmax" not in set(rows["estimator"]):
-        return claim("B1", NOT_RUN, f"no pc_softmax run of Part 1's d = 5 task (K = 5, s = 2√5) with {B1_ROWS:,} rows")
+        return claim("BM1", NOT_RUN, f"no pc_softmax run of Part 1's d = 5 task (K = 5, s = 2√5) with {BM1_ROWS:,} rows")
     errors = rows.groupby("estimator")["abs_error"].mean().sort_values()
     gap = float(errors["pc_softmax"] - errors.iloc[0])
-    ok = gap <= B1_TOLERANCE
-    return claim("B1", REPRODUCED if ok else NOT_REPRODUCED,
+    ok = gap <= BM1_TOLERANCE
+    return claim("BM1", REPRODUCED if ok else NOT_REPRODUCED,
                  f"mean |error| over {rows['seed'].nunique()} seed(s): "
                  + ", ".join(f"{name} {value:.4f}" for name, value in errors.items())
-                 + f" nats; PC-softmax − best = {gap:.4f} ({'≤' if ok else '>'} {B1_TOLERANCE})",
+                 + f" nats; PC-softmax − best = {gap:.4f} ({'≤' if ok else '>'} {BM1_TOLERANCE})",
                  {"pc_softmax_gap_nats": round(gap, 4), "best_estimator": str(errors.index[0])})
 
 
@@ -68,13 +68,13 @@ def unbiased_coverage(estimates: pd.DataFrame) -> pd.DataFrame:
                                          settings=("task", "nunique"))
 
 
-def b2(estimates: pd.DataFrame) -> Claim:
+def bm2(estimates: pd.DataFrame) -> Claim:
     coverage = unbiased_coverage(estimates[estimates["estimator"].isin(CLASSIFIERS)])
     if coverage.empty:
-        return claim("B2", NOT_RUN, "no classifier-estimator setting with |bias| below its interval width")
+        return claim("BM2", NOT_RUN, "no classifier-estimator setting with |bias| below its interval width")
     low, high = COVERAGE_RANGE
     ok = bool(coverage["coverage"].between(low, high).all())
-    return claim("B2", REPRODUCED if ok else NOT_REPRODUCED,
+    return claim("BM2", REPRODUCED if ok else NOT_REPRODUCED,
                  "; ".join(f"{name}: {100 * row.coverage:.0f} % of {row.runs} runs ({row.settings} tasks)"
                            for name, row in coverage.iterrows()) + f" (required: {100 * low:.0f}–{100 * high:.0f} %)",
                  {f"{name}_coverage": round(float(row.coverage), 4) for name, row in coverage.iterrows()})
@@ -82,14 +82,14 @@ def b2(estimates: pd.DataFrame) -> Claim:
 
 def overall_table(estimates: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     per = estimates.groupby("estimator").agg(
-        median=("abs_error", "median"), mae=("abs_error", "mean"), bias=("error", "mean"),
+        med=("abs_error", "median"), mae=("abs_error", "mean"), bias=("error", "mean"),
         coverage=("covered", "mean"), width=("width", "mean"), ceiling=("at_ceiling", "mean"),
         failed=("status", lambda status: (status != "ok").mean()), seconds=("seconds", "mean"),
         runs=("estimate", "size"),
-    ).sort_values("median")
+    ).sort_values("med")
     head = ["estimator", "median |error|", "mean |error|", "bias", "coverage", "mean width", "at ceiling", "failed",
             "s / estimate", "runs"]
-    rows = [[name, fmt(r.median), fmt(r.mae), f"{r.bias:+.3f}", f"{100 * r.coverage:.0f} %", fmt(r.width),
+    rows = [[name, fmt(r.med), fmt(r.mae), f"{r.bias:+.3f}", f"{100 * r.coverage:.0f} %", fmt(r.width),
              f"{100 * r.ceiling:.0f} %", f"{100 * r.failed:.0f} %", f"{r.seconds:.2f}", str(int(r.runs))]
             for name, r in per.iterrows()]
     return head, rows
@@ -118,7 +118,8 @@ def axis_sentences(estimates: pd.DataFrame) -> list[str]:
         ends = frame[frame[column].isin([values[0], values[-1]])]
         table = ends.groupby(["estimator", column])["abs_error"].mean().unstack()
         parts = [f"{est} {row[values[0]]:.3f} → {row[values[-1]]:.3f}" for est, row in table.iterrows()]
-        sentences.append(f"{name} = {values[0]:g} → {values[-1]:g}, mean |error| (nats): " + "; ".join(parts) + ".")
+        sentences.append(f"{name} = {values[0]:g} → {values[-1]:g}, mean |error| (nats; other axes pooled): "
+                         + "; ".join(parts) + ".")
     return sentences
 
 
@@ -157,7 +158,7 @@ def headline_sentences(estimates: pd.DataFrame, summary: pd.DataFrame) -> list[s
 
 
 def benchmark_section(report: Report, results: Path) -> None:
-    """Section 4: the benchmark's headline answers, tables, figures and verdicts B1, B2."""
+    """Section 4: the benchmark's headline answers, tables, figures and verdicts BM1, BM2."""
     report.add("h2", "4. A discrete-label MI benchmark (issue 16)")
     missing = [rel for rel in (ESTIMATES, SUMMARY) if not (results / rel).exists()]
     if missing:
@@ -189,8 +190,8 @@ def benchmark_section(report: Report, results: Path) -> None:
             report.add("figure", rel, caption)
         else:
             report.add("p", f"Figure `results/{rel}` not found.")
-    report.claim(b1(estimates))
-    report.claim(b2(estimates))
+    report.claim(bm1(estimates))
+    report.claim(bm2(estimates))
 
 
-__all__ = ["benchmark_section", "b1", "b2", "unbiased_coverage"]
+__all__ = ["benchmark_section", "bm1", "bm2", "unbiased_coverage"]
