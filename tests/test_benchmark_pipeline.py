@@ -109,3 +109,48 @@ def test_pooling_averages_blocks():
     expected = images.reshape(3, 14, 2, 14, 2).astype(np.float64).mean(axis=(2, 4)).reshape(3, -1) / 255
     assert np.allclose(pool_images(images, 2), expected, atol=1e-6)
     assert pool_images(images, 1).shape == (3, 784)
+
+
+def write_benchmark_results(results, gaps: dict[str, float], covered: bool) -> None:
+    """estimates + summary of Part 1's d = 5 task at 10,000 rows: estimate = truth + gap[estimator] per seed, the
+    interval ±0.05 wide around it, or (``covered`` False) around a point far away."""
+    from softmax_mi.io import write_table
+    from softmax_mi.stages.benchmark import ESTIMATES_COLUMNS, SUMMARY_COLUMNS
+
+    truth = 1.554
+    rows = []
+    for estimator, gap in gaps.items():
+        for seed in range(3):
+            centre = truth + gap if covered else truth + 1.0
+            rows.append({"task": "part1-d5", "estimator": estimator, "seed": seed, "n_per_class": 2000, "n": 10_000,
+                         "sweep": False, "status": "ok", "n_train": 8000, "estimate": truth + gap,
+                         "low": centre - 0.05, "high": centre + 0.05, "se": 0.025, "ceiling": math.nan,
+                         "at_ceiling": False, "interval": "clt_terms", "seconds": 1.0, "cpu_seconds": 1.0,
+                         "train_steps": 100, "device": "cpu", "params_hash": "h", "package_version": "v"})
+    truths = pd.DataFrame([{"task": "part1-d5", "family": "gaussian", "n_classes": 5, "dim": 5, "prior": "uniform",
+                            "rho": 1.0, "separation": 4.4721, "nu": math.nan, "map": "none", "epsilon": math.nan,
+                            "entropy_y": math.log(5), "truth": truth, "truth_se": 0.0, "truth_low": truth,
+                            "truth_high": truth, "truth_method": "quadrature"}])
+    estimates = score_runs(pd.DataFrame(rows), truths)[list(ESTIMATES_COLUMNS)]
+    write_table(estimates, results / "benchmark/estimates.parquet", column_docs=ESTIMATES_COLUMNS)
+    summary = summarise_estimates(estimates)[list(SUMMARY_COLUMNS)]
+    write_table(summary, results / "benchmark/summary.parquet", column_docs=SUMMARY_COLUMNS)
+
+
+@pytest.mark.parametrize(("gaps", "covered", "expected"), [
+    ({"pc_softmax": 0.004, "knn": -0.002, "softmax": 0.03}, True, ("reproduced", "reproduced")),  # 3/3 covered
+    ({"pc_softmax": 0.02, "knn": -0.002}, True, ("not reproduced", "reproduced")),
+    ({"pc_softmax": 0.004, "knn": -0.002}, False, ("reproduced", "not reproduced")),  # 0/3 covered
+    ({"pc_softmax": 0.3, "knn": 0.295}, True, ("reproduced", "not run")),  # |bias| ≥ width: no eligible setting
+])
+def test_benchmark_verdicts_follow_the_data(tmp_path, gaps, covered, expected):
+    import re
+
+    from softmax_mi.report import build_report
+
+    write_benchmark_results(tmp_path, gaps, covered)
+    report = build_report(tmp_path, markdown=tmp_path / "report.md")
+    verdicts = {c.key: c.verdict for c in report.claims}
+    assert (verdicts["BM1"], verdicts["BM2"]) == expected
+    text = (tmp_path / "report.md").read_text()
+    assert "## 4. A discrete-label MI benchmark" in text and not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
