@@ -81,7 +81,7 @@ def runs_table() -> pd.DataFrame:
     rows = []
     for task, estimates in (("plain", [0.50, 0.70]), ("mapped", [0.55, np.nan]), ("digits", [1.50, 1.00])):
         for seed, value in enumerate(estimates):
-            rows.append({"task": task, "estimator": "e", "seed": seed, "n": 100, "estimate": value,
+            rows.append({"dataset": task, "estimator": "e", "seed": seed, "n": 100, "estimate": value,
                          "low": value - 0.1, "high": value + 0.1, "at_ceiling": False, "seconds": 1.0,
                          "status": "ok" if np.isfinite(value) else "failed: diverged",
                          "params_hash": "h", "package_version": "v"})
@@ -89,13 +89,13 @@ def runs_table() -> pd.DataFrame:
 
 
 def test_scoring_against_point_and_interval_truths():
-    truths = pd.DataFrame({"task": ["plain", "mapped", "digits"], "family": ["gaussian", "bijection", "mnist"],
+    truths = pd.DataFrame({"dataset": ["plain", "mapped", "digits"], "family": ["gaussian", "bijection", "mnist"],
                            "truth": [0.6, 0.6, 1.6], "truth_low": [0.6, 0.6, 1.3], "truth_high": [0.6, 0.6, 1.6]})
     scored = score_runs(runs_table(), truths)
     assert scored["covered"].tolist() == [True, True, True, pd.NA, True, False]  # [0.9, 1.1] misses [1.3, 1.6]
     assert scored["error"].round(6).tolist()[:2] == [-0.1, 0.1]
     shifts = invariance_shifts(scored, SPECS)
-    assert shifts["shift"].round(6).tolist()[0] == 0.05 and shifts["base_task"].unique().tolist() == ["plain"]
+    assert shifts["shift"].round(6).tolist()[0] == 0.05 and shifts["base_dataset"].unique().tolist() == ["plain"]
     summary = summarise_estimates(scored, shifts).set_index("family")
     assert summary.loc["bijection", "failure_rate"] == 0.5 and summary.loc["bijection", "coverage"] == 1.0
     assert summary.loc["bijection", "invariance_shift"] == pytest.approx(0.05)
@@ -122,12 +122,12 @@ def write_benchmark_results(results, gaps: dict[str, float], covered: bool) -> N
     for estimator, gap in gaps.items():
         for seed in range(3):
             centre = truth + gap if covered else truth + 1.0
-            rows.append({"task": "part1-d5", "estimator": estimator, "seed": seed, "n_per_class": 2000, "n": 10_000,
+            rows.append({"dataset": "part1-d5", "estimator": estimator, "seed": seed, "n_per_class": 2000, "n": 10_000,
                          "sweep": False, "status": "ok", "n_train": 8000, "estimate": truth + gap,
                          "low": centre - 0.05, "high": centre + 0.05, "se": 0.025, "ceiling": math.nan,
                          "at_ceiling": False, "interval": "clt_terms", "seconds": 1.0, "cpu_seconds": 1.0,
                          "train_steps": 100, "device": "cpu", "params_hash": "h", "package_version": "v"})
-    truths = pd.DataFrame([{"task": "part1-d5", "family": "gaussian", "n_classes": 5, "dim": 5, "prior": "uniform",
+    truths = pd.DataFrame([{"dataset": "part1-d5", "family": "gaussian", "n_classes": 5, "dim": 5, "prior": "uniform",
                             "rho": 1.0, "separation": 4.4721, "nu": math.nan, "map": "none", "epsilon": math.nan,
                             "entropy_y": math.log(5), "truth": truth, "truth_se": 0.0, "truth_low": truth,
                             "truth_high": truth, "truth_method": "quadrature"}])

@@ -22,7 +22,7 @@ def axis_rows(estimates: pd.DataFrame, rows: str) -> pd.DataFrame:
     """``gaussian``: the Gaussian-mixture runs at the main sizes; ``sweep``: every size of the sweep's tasks."""
     if rows == "gaussian":
         return estimates[(estimates["family"] == "gaussian") & ~estimates["sweep"]]
-    return estimates[estimates["task"].isin(estimates.loc[estimates["sweep"], "task"].unique())]
+    return estimates[estimates["dataset"].isin(estimates.loc[estimates["sweep"], "dataset"].unique())]
 
 
 def plot_bias(estimates: pd.DataFrame, target: str | Path) -> None:

@@ -4,9 +4,9 @@ Torch-free and pipeline-free: the inputs are plain tables (one row per run with 
 one row per task with its truth), so results of any estimator run elsewhere (e.g. bmi's, in its own environment)
 are scored by the same code.
 
-- :func:`score_runs`: joins the runs with the truths and adds ``error`` (estimate − truth), ``abs_error`` and
-  ``covered`` (the interval [low, high] meets the truth interval [truth_low, truth_high]; for an exact or
-  Monte-Carlo truth that is low ≤ truth ≤ high; NA for a failed run);
+- :func:`score_runs`: joins the runs with the truths (on ``dataset``, the task's name) and adds ``error``
+  (estimate − truth), ``abs_error`` and ``covered`` (the interval [low, high] meets the truth interval
+  [truth_low, truth_high]; for an exact or Monte-Carlo truth that is low ≤ truth ≤ high; NA for a failed run);
 - :func:`invariance_shifts`: per bijection task, the estimate on the mapped sample minus the estimate on the
   base task's sample of the same seed and size (the same draw, mapped), per estimator;
 - :func:`summarise_estimates`: bias, |error|, RMSE, coverage, interval width, ceiling rate, time and the
@@ -27,15 +27,15 @@ SUMMARY_KEYS = ["estimator", "family"]
 
 
 def score_runs(runs: pd.DataFrame, truths: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` (task, estimate, low, high, ...) joined with ``truths`` (task, truth, truth_low, truth_high, ...),
+    """``runs`` (dataset, estimate, low, high, ...) joined with ``truths`` (dataset, truth, truth_low, truth_high, ...),
     with ``error``, ``abs_error``, ``covered`` and ``width`` (high − low) added."""
-    missing = sorted(set(runs["task"]) - set(truths["task"]))
+    missing = sorted(set(runs["dataset"]) - set(truths["dataset"]))
     if missing:
         raise ValueError(f"no truth for the task(s) {', '.join(missing)}: the truth table and the runs disagree "
                          "(rerun the benchmark's truth step)")
     runs = runs if "status" in runs.columns else runs.assign(status="ok")
-    table = runs.merge(truths.drop(columns=[c for c in truths.columns if c in runs.columns and c != "task"]),
-                       on="task", how="left", validate="many_to_one")
+    table = runs.merge(truths.drop(columns=[c for c in truths.columns if c in runs.columns and c != "dataset"]),
+                       on="dataset", how="left", validate="many_to_one")
     table["error"] = table["estimate"] - table["truth"]
     table["abs_error"] = table["error"].abs()
     table["width"] = table["high"] - table["low"]
@@ -56,7 +56,7 @@ def base_task_of(spec: dict) -> dict | None:
 
 def invariance_shifts(estimates: pd.DataFrame, specs: Sequence[dict]) -> pd.DataFrame:
     """Per bijection task whose base task is also in ``specs``: estimate(mapped) − estimate(base), matched on
-    estimator, seed and n; columns task, base_task, estimator, seed, n, shift (nats)."""
+    estimator, seed and n; columns dataset (the bijection task), base_dataset, estimator, seed, n, shift (nats)."""
     key = {json.dumps({"family": s["family"], "params": dict(s.get("params") or {})}, sort_keys=True): s["name"]
            for s in specs}
     pairs = []
@@ -65,15 +65,15 @@ def invariance_shifts(estimates: pd.DataFrame, specs: Sequence[dict]) -> pd.Data
         name = key.get(json.dumps(base, sort_keys=True)) if base is not None else None
         if name is not None:
             pairs.append((spec["name"], name))
-    columns = ["task", "base_task", "estimator", "seed", "n", "shift"]
+    columns = ["dataset", "base_dataset", "estimator", "seed", "n", "shift"]
     if not pairs:
         return pd.DataFrame(columns=columns)
-    runs = estimates[["task", "estimator", "seed", "n", "estimate"]]
+    runs = estimates[["dataset", "estimator", "seed", "n", "estimate"]]
     frames = []
     for mapped, base in pairs:
-        joined = runs[runs["task"] == mapped].merge(runs[runs["task"] == base], on=["estimator", "seed", "n"],
+        joined = runs[runs["dataset"] == mapped].merge(runs[runs["dataset"] == base], on=["estimator", "seed", "n"],
                                                     suffixes=("", "_base"))
-        joined["base_task"] = base
+        joined["base_dataset"] = base
         joined["shift"] = joined["estimate"] - joined["estimate_base"]
         frames.append(joined[columns])
     return pd.concat(frames, ignore_index=True)
@@ -83,7 +83,7 @@ def summarise_estimates(estimates: pd.DataFrame, shifts: pd.DataFrame | None = N
     """One row per estimator × family over every task, size and seed of that family."""
     grouped = estimates.groupby(SUMMARY_KEYS, sort=True)
     summary = grouped.agg(
-        n_tasks=("task", "nunique"),
+        n_tasks=("dataset", "nunique"),
         n_runs=("estimate", "size"),
         failure_rate=("status", lambda status: float((status != "ok").mean())),
         bias=("error", "mean"),

@@ -64,12 +64,12 @@ def bm1(estimates: pd.DataFrame) -> Claim:
 
 def unbiased_coverage(estimates: pd.DataFrame) -> pd.DataFrame:
     """Per estimator: coverage over the runs of the settings (task × n) where |mean error| < mean interval width."""
-    settings = estimates.groupby(["estimator", "task", "n"]).agg(bias=("error", "mean"), width=("width", "mean"))
+    settings = estimates.groupby(["estimator", "dataset", "n"]).agg(bias=("error", "mean"), width=("width", "mean"))
     eligible = settings[settings["bias"].abs() < settings["width"]].index
-    runs = estimates.set_index(["estimator", "task", "n"])
+    runs = estimates.set_index(["estimator", "dataset", "n"])
     runs = runs[runs.index.isin(eligible)].reset_index()
     return runs.groupby("estimator").agg(coverage=("covered", "mean"), runs=("covered", "size"),
-                                         settings=("task", "nunique"))
+                                         settings=("dataset", "nunique"))
 
 
 def wilson_interval(share: float, count: int, z: float = 1.96) -> tuple[float, float]:
@@ -122,7 +122,7 @@ def axis_sentences(estimates: pd.DataFrame) -> list[str]:
     """For K, ρ and d (Gaussian tasks, main sizes) and n (sweep tasks): each estimator's mean |error| at the
     smallest and the largest value of the axis."""
     gaussian = estimates[(estimates["family"] == "gaussian") & ~estimates["sweep"]]
-    swept = estimates[estimates["task"].isin(estimates.loc[estimates["sweep"], "task"].unique())]
+    swept = estimates[estimates["dataset"].isin(estimates.loc[estimates["sweep"], "dataset"].unique())]
     sentences = []
     for column, name, frame in (("n_classes", "K", gaussian), ("rho", "ρ", gaussian), ("dim", "d", gaussian),
                                 ("n", "n", swept)):
@@ -183,7 +183,7 @@ def benchmark_section(report: Report, results: Path) -> None:
             report.claim(claim(key, NOT_RUN, reason))
         return
     estimates, summary = pd.read_parquet(results / ESTIMATES), pd.read_parquet(results / SUMMARY)
-    tasks = estimates.drop_duplicates("task")
+    tasks = estimates.drop_duplicates("dataset")
     methods = sorted({method.split(" (")[0].split(":")[0].split(",")[0] for method in tasks["truth_method"]})
     report.add("p", f"{len(tasks)} tasks ({', '.join(f'{f} {c}' for f, c in tasks['family'].value_counts().items())})"
                     f", {estimates['estimator'].nunique()} estimators, seeds "

@@ -21,7 +21,7 @@ from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
 log = logging.getLogger(__name__)
 
 TASK_COLUMNS = {
-    "task": "task name (params.yaml benchmark.tasks)",
+    "dataset": "the benchmark task's name (params.yaml benchmark.tasks[].name)",
     "family": "task family (softmax_mi.benchmark.tasks.TASK_FAMILIES)",
     "n_classes": "number of classes K",
     "dim": "dimension d of x",
@@ -44,7 +44,7 @@ TRUTH_COLUMNS = {
     **PROVENANCE_COLUMNS,
 }
 RUN_COLUMNS = {
-    "task": TASK_COLUMNS["task"],
+    "dataset": TASK_COLUMNS["dataset"],
     "estimator": "MI estimator (softmax_mi.benchmark.estimators.ESTIMATORS)",
     "seed": "base seed (params.yaml seeds); the sample's and the estimator's seeds derive from it",
     "n_per_class": "rows per class of the sample (n = n_per_class × K)",
@@ -148,7 +148,7 @@ def truth(*, tasks: list[dict], seed: int, truth_se_target: float, inputs: dict,
         task = make_task(with_se_target(with_source(spec, inputs.get("mnist", [])), truth_se_target))
         started = time.process_time()
         result = task.truth(derive_seed(seed, "benchmark-truth", spec))
-        rows.append({"task": task.name, "family": task.family, **task.describe(), **result.as_record(),
+        rows.append({"dataset": task.name, "family": task.family, **task.describe(), **result.as_record(),
                      "truth_seconds": time.process_time() - started, **provenance({"task": spec})})
         log.info("%s: truth %.4f ± %.4f in [%.4f, %.4f] nats (%s), H(Y) %.4f", task.name, result.value, result.se,
                  result.low, result.high, result.method, task.entropy_y)
@@ -176,7 +176,7 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
                 seed_everything(run_seed)
                 row = run_row(method, x, y, run_seed)
                 rows.append({
-                    "task": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
+                    "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
                     "sweep": n_per_class not in main_sizes, **row, "device": device,
                     **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
                                   "test_fraction": test_fraction, "level": level}),
@@ -223,7 +223,7 @@ def summarise(*, tasks: list[dict], level: float, inputs: dict, outputs: dict) -
 
     runs = pd.concat([read_table(path) for path in inputs["rows"]], ignore_index=True)
     estimates = score_runs(runs, read_table(inputs["truths"]))[list(ESTIMATES_COLUMNS)]
-    estimates = estimates.sort_values(["family", "task", "estimator", "n", "seed"], ignore_index=True)
+    estimates = estimates.sort_values(["family", "dataset", "estimator", "n", "seed"], ignore_index=True)
     write_table(estimates, outputs["estimates"], column_docs=ESTIMATES_COLUMNS,
                 table_doc="one row per benchmark task × estimator × seed × n, scored against the truth")
     shifts = invariance_shifts(estimates, tasks)
