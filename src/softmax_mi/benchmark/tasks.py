@@ -195,33 +195,40 @@ class Family:
         return self.features(y, rng), y
 
 
-@dataclass(frozen=True)
-class _PriorMixin:
-    def _check_prior(self) -> None:
-        label_prior(self.n_classes, self.prior, self.rho)  # type: ignore[attr-defined]  # raises on a bad setting
+class _Delegate:
+    """``n_classes``, ``dim`` and ``prior_vector`` of a wrapped family, ``inner`` (a bijection's base, a task's
+    family object)."""
+
+    @property
+    def inner(self) -> Family:
+        raise NotImplementedError
+
+    @property
+    def n_classes(self) -> int:
+        return self.inner.n_classes
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
 
     @property
     def prior_vector(self) -> np.ndarray:
-        return label_prior(self.n_classes, self.prior, self.rho)  # type: ignore[attr-defined]
+        return self.inner.prior_vector
 
 
 @dataclass(frozen=True)
-class GaussianFamily(_PriorMixin, Family):
-    """x | y ~ N(m_y·u, I_d) on a line (module docstring); exact truth by 1-D quadrature."""
+class _LabelledFamily(Family):
+    """The fields every synthetic family with a label prior shares: K classes, dimension d, the prior's profile."""
 
-    name: ClassVar[str] = "gaussian"
     classes: int = 5
     d: int = 1
-    separation: float = 2.0
     prior: str = "uniform"
     rho: float = 1.0
 
     def __post_init__(self) -> None:
         if self.d < 1:
             raise ValueError(f"d must be ≥ 1, got {self.d}")
-        if not self.separation > 0:
-            raise ValueError(f"separation must be > 0, got {self.separation}")
-        self._check_prior()
+        label_prior(self.classes, self.prior, self.rho)  # raises on a bad prior setting
 
     @property
     def n_classes(self) -> int:
@@ -230,6 +237,23 @@ class GaussianFamily(_PriorMixin, Family):
     @property
     def dim(self) -> int:
         return self.d
+
+    @property
+    def prior_vector(self) -> np.ndarray:
+        return label_prior(self.classes, self.prior, self.rho)
+
+
+@dataclass(frozen=True)
+class GaussianFamily(_LabelledFamily):
+    """x | y ~ N(m_y·u, I_d) on a line (module docstring); exact truth by 1-D quadrature."""
+
+    name: ClassVar[str] = "gaussian"
+    separation: float = 2.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.separation > 0:
+            raise ValueError(f"separation must be > 0, got {self.separation}")
 
     @property
     def offsets(self) -> np.ndarray:
@@ -288,25 +312,10 @@ class StudentTFamily(GaussianFamily):
 
 
 @dataclass(frozen=True)
-class IndependentFamily(_PriorMixin, Family):
+class IndependentFamily(_LabelledFamily):
     """Anchor I = 0: x ~ N(0, I_d) independently of y."""
 
     name: ClassVar[str] = "independent"
-    classes: int = 5
-    d: int = 1
-    prior: str = "uniform"
-    rho: float = 1.0
-
-    def __post_init__(self) -> None:
-        self._check_prior()
-
-    @property
-    def n_classes(self) -> int:
-        return self.classes
-
-    @property
-    def dim(self) -> int:
-        return self.d
 
     def features(self, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rng.standard_normal((len(y), self.d))
@@ -380,7 +389,7 @@ def apply_map(name: str, x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BijectionFamily(Family):
+class BijectionFamily(_Delegate, Family):
     """A ``gaussian`` or ``student_t`` base task seen through :func:`apply_map`; truth = the base task's."""
 
     name: ClassVar[str] = "bijection"
@@ -401,16 +410,8 @@ class BijectionFamily(Family):
         return build_family(params.pop("family"), params)
 
     @property
-    def n_classes(self) -> int:
-        return self.base_family.n_classes
-
-    @property
-    def dim(self) -> int:
-        return self.base_family.dim
-
-    @property
-    def prior_vector(self) -> np.ndarray:
-        return self.base_family.prior_vector
+    def inner(self) -> Family:
+        return self.base_family
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         x, y = self.base_family.sample(n, rng)
@@ -578,7 +579,7 @@ def build_family(family: str, params: Mapping[str, Any]) -> Family:
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(_Delegate):
     """A benchmark task: ``name`` (unique in a run), ``family`` (a key of :data:`TASK_FAMILIES`) and its
     ``params``. ``sample(n, seed)`` → (x float32 [n, d], y int64 [n]); ``truth()`` → :class:`Truth` in nats.
 
@@ -602,17 +603,13 @@ class Task:
             raise ValueError(f"task {self.name!r}: {error}") from None
 
     @property
-    def n_classes(self) -> int:
-        return self.model.n_classes
-
-    @property
-    def dim(self) -> int:
-        return self.model.dim
+    def inner(self) -> Family:
+        return self.model
 
     @property
     def prior(self) -> np.ndarray:
         """π, the label prior the sampler draws with."""
-        return self.model.prior_vector
+        return self.prior_vector
 
     @property
     def entropy_y(self) -> float:
