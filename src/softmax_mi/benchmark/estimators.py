@@ -116,6 +116,11 @@ class LogLossMI(MIEstimator):
     def fit(self, train: LabeledSample) -> LogLossMI:
         fit_part, calibration = train.split(self.calibration_fraction, seed=self.classifier.train_config.seed)
         self.classifier.fit(fit_part)
+        return self.calibrate(calibration)
+
+    def calibrate(self, calibration: LabeledSample) -> LogLossMI:
+        """Set ``temperature`` to the T in [e^−4, e^4] minimising the cross-entropy of softmax(f(x)/T) on
+        ``calibration`` (data the classifier was not trained on)."""
         logits = self.logits(calibration).double()
         labels = calibration.y.to(logits.device)
 
@@ -192,10 +197,11 @@ def knn_readout(model: KNNMI, train: LabeledSample, test: LabeledSample, level: 
     x, y = sample.x.numpy(), sample.y.numpy()
     result = model.estimate(test)
     se, dof = knn_standard_error(lambda xs, ys: ross_mi(xs, ys, model.k)[0], x, y, subsets=subsets, seed=seed)
-    low, high = normal_interval(result.value, se, level, quantile=t_quantile(level, dof))
+    low, high = normal_interval(result.value, se, level, quantile=t_quantile(level, dof) if dof else math.nan)
     kept = own_class_size(y) > 1
     ceiling = float(digamma(kept.sum()) - digamma(own_class_size(y[kept])).mean())
-    return replace(result, low=low, high=high, se=se, n=len(y), level=level), ceiling, f"batch_means_{subsets}"
+    method = f"batch_means_{dof + 1}" if dof else "none"
+    return replace(result, low=low, high=high, se=se, n=len(y), level=level), ceiling, method
 
 
 READOUTS: dict[str, Readout] = {
