@@ -77,7 +77,8 @@ bmi-env: $(BMI_VENV)/.installed
 
 $(BMI_VENV)/.installed: requirements-bmi.lock
 	test -x $(BMI_VENV)/bin/python || $(PYTHON) -m venv $(BMI_VENV)
-	$(BMI_VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "requirements-bmi.lock is made for Python 3.11 (set PYTHON=python3.11)"'
+	$(BMI_VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), \
+		"requirements-bmi.lock is made for Python 3.11 (set PYTHON=python3.11)"'
 	$(BMI_VENV)/bin/pip install --quiet --no-deps -r requirements-bmi.lock
 	$(BMI_VENV)/bin/python -m pip check
 	$(BMI_VENV)/bin/python -c 'import bmi; bmi.estimators.KSGEnsembleFirstEstimator()'

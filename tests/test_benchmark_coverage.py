@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from softmax_mi.benchmark.coverage import binomial_interval, coverage_summary, mark_coverage, meets_band
+from softmax_mi.benchmark.coverage import (
+    best_by_regime,
+    binomial_interval,
+    coverage_summary,
+    mark_coverage,
+    meets_band,
+)
 
 
 def rows(bias: float, n_seeds: int = 400, se: float = 0.01, truth_se: float = 0.0, estimator: str = "pc_softmax"):
@@ -41,3 +47,12 @@ def test_clopper_pearson_and_the_missing_column_message():
     assert (low[2], high[2]) == pytest.approx((0.1871, 0.8129), abs=1e-4)
     with pytest.raises(ValueError, match=r"lack the columns \['truth_se'\]"):
         coverage_summary(rows(0.0).drop(columns="truth_se"))
+
+
+def test_best_by_regime_marks_the_lowest_error_and_those_within_the_tolerance():
+    table = pd.concat([rows(0.0, n_seeds=20).assign(seconds=2.0), rows(0.005, n_seeds=20, estimator="knn"),
+                       rows(0.2, n_seeds=20, estimator="nwj")], ignore_index=True).assign(family="gauss")
+    best = best_by_regime(table).set_index("estimator")
+    assert best["best"].tolist() == [True, False, False] and best.index[0] == "pc_softmax"
+    assert best["near_best"].to_dict() == {"pc_softmax": True, "knn": True, "nwj": False}
+    assert best.loc["pc_softmax", "seconds"] == 2.0 and best.loc["nwj", "coverage"] == 0.0

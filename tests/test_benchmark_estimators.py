@@ -35,7 +35,8 @@ def test_every_estimator_returns_an_interval_a_ceiling_flag_and_its_timing():
         assert result.low <= result.value <= result.high, name
         assert result.has_interval and result.se > 0 and result.n == 60, name
         assert isinstance(result.details["at_ceiling"], bool), name
-        assert {"ceiling", "interval", "n_train", "seconds", "cpu_seconds"} <= result.details.keys(), name
+        expected = {"ceiling", "interval", "n_train", "label_entropy", "seconds", "cpu_seconds"}
+        assert expected <= result.details.keys(), name
         assert estimator.parameters()["name"] == name
     assert build("infonce", settings=TINY).estimate(x, y, seed=0).details["ceiling"] <= math.log(3) + 1e-9
 

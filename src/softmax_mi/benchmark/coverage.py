@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["REQUIRED", "binomial_interval", "coverage_summary", "mark_coverage", "meets_band"]
+__all__ = ["REQUIRED", "best_by_regime", "binomial_interval", "coverage_summary", "mark_coverage", "meets_band"]
 
 REQUIRED = ("task", "estimator", "seed", "truth", "truth_se", "value", "low", "high")
 REGIMES = ("bias < width", "bias ≥ width")
@@ -104,3 +104,23 @@ def meets_band(summary: pd.DataFrame, *, estimators: Sequence[str] = ("softmax",
     verdict = chosen[["estimator", "rows", "coverage", "coverage_low", "coverage_high"]].copy()
     verdict["in_band"] = verdict["coverage"].between(*band)
     return verdict.reset_index(drop=True)
+
+
+def best_by_regime(rows: pd.DataFrame, *, by: Sequence[str] = ("family",), within: float = 0.01,
+                   time_column: str = "seconds") -> pd.DataFrame:
+    """"Which estimator when": per regime (the groups of ``by``, e.g. family, a dimension or K bucket), every
+    estimator's mean |value − truth| over the regime's rows (nats), its coverage (rows with an interval) and median
+    ``time_column``; ``best`` marks the lowest mean |error|, ``near_best`` those within ``within`` nats of it.
+    Sorted by regime, then error. Rows need :data:`REQUIRED` (``time_column`` optional)."""
+    rows = _checked(rows).copy()
+    rows["abs_error"] = (rows["value"] - rows["truth"]).abs()
+    marked = mark_coverage(rows)
+    keys = [*by, "estimator"]
+    table = rows.groupby(keys, sort=True).agg(rows=("abs_error", "size"), mean_abs_error=("abs_error", "mean"))
+    table["coverage"] = marked.groupby(keys)["covered"].mean()
+    table[time_column] = rows.groupby(keys)[time_column].median() if time_column in rows.columns else np.nan
+    table = table.reset_index()
+    best = table.groupby(list(by))["mean_abs_error"].transform("min")
+    table["best"] = table["mean_abs_error"] == best
+    table["near_best"] = table["mean_abs_error"] <= best + within
+    return table.sort_values([*by, "mean_abs_error"], ignore_index=True)

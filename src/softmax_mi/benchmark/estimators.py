@@ -22,7 +22,8 @@ leaves out, is described in :mod:`softmax_mi.benchmark.intervals`.
 | nwj        | NWJ bound                                                       | CLT on influence terms (U-stat.)   |
 | knn        | Ross (2014) kNN estimator                                        | batch means over 10 subsets, t(9)  |
 
-``details`` of every result carries: ``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
+``details`` of every result carries: ``label_entropy`` (H of the training labels, nats: the truth's own cap),
+``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
 :data:`~softmax_mi.benchmark.intervals.CEILING_TOLERANCE`), ``interval`` (the method's name), ``n_train``,
 ``seconds`` (wall-clock of split + fit + estimate + interval) and ``cpu_seconds`` (process CPU time of the same).
 Ceilings: softmax log K (each term ≤ log K); pc_softmax mean −log π_y of the test labels under the training prior
@@ -265,8 +266,8 @@ class HeldOutEstimator:
         train, test = split_sample(x, y, test_fraction=self.test_fraction, seed=seed)
         model = self.model(seed).fit(train)
         result, ceiling, method = READOUTS[self.name](model, train, test, self.level, seed)
-        details = {**result.details, "n_train": len(train), "ceiling": ceiling,
-                   "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
+        details = {**result.details, "n_train": len(train), "label_entropy": train.label_entropy(),
+                   "ceiling": ceiling, "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
                    "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
         return replace(result, details=details)
 
