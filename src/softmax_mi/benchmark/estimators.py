@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -71,7 +71,8 @@ __all__ = [
     "build",
 ]
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "val_fraction", "select")
+TRAIN_KEYS = tuple(entry.name for entry in fields(TrainConfig) if entry.name not in ("seed", "device"))
+"""The settings keys that go to the trainer (whatever :class:`~softmax_mi.training.TrainConfig` holds)."""
 
 
 class BenchmarkEstimator(Protocol):
