@@ -11,15 +11,15 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   marginal term is a U-statistic over pairs). :func:`critic_influence` gives each example's first-order influence
   (Hoeffding projection / delta method) on its batch's bound; ``se²`` = Σ_b (B_b/n)² · var_b(influence)/B_b over
   the evaluation batches b. This is the asymptotic variance of the batched bound given the trained critic.
-- **kNN** (Ross 2014, and Gao et al.'s mixed KSG): each per-point term depends on the point's neighbours, so the
-  terms are dependent; :func:`knn_standard_error` uses batch means: the held-out points are cut into ``m`` disjoint
-  seeded subsets, the estimator is run on each, and ``se = sd(subset estimates)·√(n_sub/n)/√m`` (the kNN variance
-  scales as 1/n at fixed k), with a t quantile on m − 1 degrees of freedom.
+- **kNN** (Ross 2014; bmi's KSG through :mod:`~softmax_mi.benchmark.bmi` alike): each per-point term depends on
+  the point's neighbours, so the terms are dependent (their naive CLT under-states the spread by 6–18 %,
+  ``bench/benchmark_intervals.py``); :func:`knn_standard_error` uses batch means: the held-out points are cut into
+  ``m`` disjoint seeded class-stratified subsets, the estimator runs on each, and ``se = sd(subset estimates)/√m``
+  (= sd·√(n_sub/n): the kNN variance scales as 1/n at fixed k), with a t quantile on m − 1 degrees of freedom.
 
 What no interval includes: the randomness of training (initialisation, minibatch order, the training sample:
-retrain over seeds for that), the bias of the estimator (a lower bound's gap, kNN's small-sample bias), and, for
-kNN batch means, the difference between the subsets' bias (at n/m points) and the full estimate's. The coverage
-study (:mod:`softmax_mi.benchmark.coverage`) measures how far that matters.
+retrain over seeds for that) and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The
+coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far that matters.
 """
 
 from __future__ import annotations
