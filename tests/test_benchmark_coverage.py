@@ -56,3 +56,13 @@ def test_best_by_regime_marks_the_lowest_error_and_those_within_the_tolerance():
     assert best["best"].tolist() == [True, False, False] and best.index[0] == "pc_softmax"
     assert best["near_best"].to_dict() == {"pc_softmax": True, "knn": True, "nwj": False}
     assert best.loc["pc_softmax", "seconds"] == 2.0 and best.loc["nwj", "coverage"] == 0.0
+
+
+def test_training_spread_beyond_the_intervals_is_estimated_and_widens_them():
+    table = rows(0.0, n_seeds=400)
+    table["value"] += 0.03 * np.random.default_rng(2).standard_normal(400)  # seed-to-seed noise the se ignores
+    table[["low", "high"]] = np.c_[table["value"] - 0.0196, table["value"] + 0.0196]
+    marked = mark_coverage(table)
+    assert marked["training_sd"].iloc[0] == pytest.approx(0.03, rel=0.1)
+    summary = coverage_summary(table).set_index("regime").loc["all"]
+    assert summary["coverage"] < 0.6 and summary["coverage_with_training"] == pytest.approx(0.95, abs=0.03)
