@@ -5,6 +5,7 @@ Each seed draws a fresh sample of ``--rows`` rows and runs every estimator of
 
     python bench/benchmark_coverage.py --seeds 20                       # balanced
     python bench/benchmark_coverage.py --seeds 20 --balance imbalanced  # class counts 1:2:3:4:5
+    python bench/benchmark_coverage.py --out rows.csv                   # keep the rows
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=5)
     parser.add_argument("--balance", choices=sorted(SHARES), default="balanced")
+    parser.add_argument("--out", help="also write the rows to this CSV file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     shares = np.asarray(SHARES[args.balance])
@@ -40,9 +42,11 @@ def main() -> None:
             result = factory().estimate(x, y, seed=seed)
             rows.append({"task": f"gaussian_d{args.dim}_{args.balance}", "estimator": name, "seed": seed,
                          "truth": truth, "truth_se": truth_se, "value": result.value, "low": result.low,
-                         "high": result.high, "seconds": result.details["cpu_seconds"],
+                         "high": result.high, "se": result.se, "seconds": result.details["cpu_seconds"],
                          "at_ceiling": result.details["at_ceiling"]})
     table = pd.DataFrame(rows)
+    if args.out:
+        table.to_csv(args.out, index=False)
     pd.set_option("display.width", 160)
     print(f"truth {truth:.4f} ± {truth_se:.4f} nats, {args.seeds} seeds, {args.rows} rows")
     print(coverage_summary(table).round(4).to_string(index=False))
