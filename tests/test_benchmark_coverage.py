@@ -39,6 +39,8 @@ def test_the_truths_uncertainty_widens_the_interval_and_rows_without_one_are_lef
     assert not mark_coverage(table)["covered"].any()
     assert mark_coverage(table.assign(truth_se=0.02))["covered"].all()  # ±0.039 from the truth's uncertainty
     assert len(mark_coverage(table.assign(low=np.nan))) == 0
+    as_scored = table.rename(columns={"value": "estimate"}).drop(columns="truth_se")  # the pipeline's scored runs
+    assert mark_coverage(as_scored.assign(truth_low=1.0, truth_high=1.05))["covered"].all()
 
 
 def test_clopper_pearson_and_the_missing_column_message():

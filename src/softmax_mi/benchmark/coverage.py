@@ -11,7 +11,9 @@ Definitions (stated once, used by the stage and the report):
 
 - **covered**: low′ ≤ truth ≤ high′, where the interval's half-widths are widened in quadrature by the truth's
   uncertainty, e.g. high′ = value + √((high − value)² + (z·truth_se)²) (z at the rows' level). With a truth known
-  exactly (truth_se = 0) this is low ≤ truth ≤ high. Rows without an interval (NaN bounds) are left out.
+  exactly (truth_se = 0) this is low ≤ truth ≤ high; with a truth interval (``truth_low``, ``truth_high``: the
+  noisy-label MNIST task) the two intervals must meet. Rows without an interval (NaN bounds) are left out. The
+  pipeline's scored runs (``estimate`` instead of ``value``) are accepted as they are.
 - **cell**: the rows sharing every grouping column except ``seed`` (by default task × estimator × n);
   ``cell_bias`` = mean(value) − truth over its seeds, ``cell_width`` = mean(high − low).
 - **bias regime**: ``bias < width`` when |cell_bias| < ``bias_ratio`` · cell_width (default 1, issue 16's wording:
@@ -44,11 +46,24 @@ REGIMES = ("bias < width", "bias ≥ width")
 
 
 def _checked(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the :data:`REQUIRED` columns; also accepts the pipeline's scored runs (``estimate`` for
+    ``value``; a truth interval ``truth_low``/``truth_high`` standing in for ``truth_se``, which is then 0)."""
+    if "value" not in rows.columns and "estimate" in rows.columns:
+        rows = rows.rename(columns={"estimate": "value"})
+    if "truth_se" not in rows.columns and {"truth_low", "truth_high"} <= set(rows.columns):
+        rows = rows.assign(truth_se=0.0)
     missing = [column for column in REQUIRED if column not in rows.columns]
     if missing:
         raise ValueError(f"coverage rows lack the columns {missing}; each row needs {', '.join(REQUIRED)} "
                          "(one row per task × estimator × seed, MI in nats)")
     return rows
+
+
+def _truth_interval(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(truth_low, truth_high): the truth interval where the rows carry one, else the point truth twice."""
+    if {"truth_low", "truth_high"} <= set(rows.columns):
+        return rows["truth_low"].fillna(rows["truth"]), rows["truth_high"].fillna(rows["truth"])
+    return rows["truth"], rows["truth"]
 
 
 def binomial_interval(successes, trials, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +89,8 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
     truth_spread = z * rows["truth_se"].fillna(0.0)
     high = rows["value"] + np.hypot(rows["high"] - rows["value"], truth_spread)
     low = rows["value"] - np.hypot(rows["value"] - rows["low"], truth_spread)
-    rows["covered"] = (low <= rows["truth"]) & (rows["truth"] <= high)
+    truth_low, truth_high = _truth_interval(rows)
+    rows["covered"] = (low <= truth_high) & (truth_low <= high)
     rows["width"] = rows["high"] - rows["low"]
     cell = list(cell) if cell is not None else [c for c in ("task", "estimator", "n", "family") if c in rows.columns]
     se = rows["se"] if "se" in rows.columns else pd.Series(np.nan, index=rows.index)
@@ -87,7 +103,8 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
     training = np.clip(between - grouped["_variance"].transform("mean"), 0.0, None)
     rows["training_sd"] = np.sqrt(training)
     half = z * np.sqrt(rows["_variance"] + training + rows["truth_se"].fillna(0.0) ** 2)
-    rows["covered_with_training"] = ((rows["value"] - rows["truth"]).abs() <= half).where(training.notna())
+    distance = np.maximum(np.maximum(truth_low - rows["value"], rows["value"] - truth_high), 0.0)
+    rows["covered_with_training"] = (distance <= half).where(training.notna())
     return rows.drop(columns="_variance")
 
 
