@@ -23,8 +23,8 @@ Definitions (stated once, used by the stage and the report):
 - **training randomness**: no estimator's own interval includes it (it covers the held-out rows' noise given the
   fitted model). ``training_sd`` estimates it per cell as √max(0, var(values over seeds) − mean(se²)) (se: the
   ``se`` column, else half the width / z), a random-effects split of the seed-to-seed spread; a cell of one seed
-  has none (NaN). ``covered_with_training``: |value − truth| ≤ z·√(se² + training_sd² + truth_se²), the interval an
-  estimator would have if it were refitted over seeds; with 3 seeds a cell's training_sd is itself noisy.
+  has none (NaN). ``covered_with_training``: |value − truth| ≤ √(half-width² + z²·(training_sd² + truth_se²)), the interval
+  an estimator would have if it were refitted over seeds; with 3 seeds a cell's training_sd is itself noisy.
 - **coverage interval**: Clopper–Pearson (exact binomial) at ``confidence`` for covered / rows of the group. Rows
   of one cell share a task, so the binomial interval (which assumes independent rows) is optimistic when cells
   differ a lot; the per-cell table shows where.
@@ -102,7 +102,7 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
     between = grouped["value"].transform("var")  # NaN for a cell of one seed
     training = np.clip(between - grouped["_variance"].transform("mean"), 0.0, None)
     rows["training_sd"] = np.sqrt(training)
-    half = z * np.sqrt(rows["_variance"] + training + rows["truth_se"].fillna(0.0) ** 2)
+    half = np.sqrt((rows["width"] / 2) ** 2 + z**2 * (training + rows["truth_se"].fillna(0.0) ** 2))
     distance = np.maximum(np.maximum(truth_low - rows["value"], rows["value"] - truth_high), 0.0)
     rows["covered_with_training"] = (distance <= half).where(training.notna())
     return rows.drop(columns="_variance")
