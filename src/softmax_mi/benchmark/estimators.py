@@ -22,7 +22,8 @@ leaves out, is described in :mod:`softmax_mi.benchmark.intervals`.
 | nwj        | NWJ bound                                                       | CLT on influence terms (U-stat.)   |
 | knn        | Ross (2014) kNN estimator                                        | batch means over 10 subsets, t(9)  |
 
-``details`` of every result carries: ``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
+``details`` of every result carries: ``label_entropy`` (H of the training labels, nats: the truth's own cap),
+``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
 :data:`~softmax_mi.benchmark.intervals.CEILING_TOLERANCE`), ``interval`` (the method's name), ``n_train``,
 ``seconds`` (wall-clock of split + fit + estimate + interval) and ``cpu_seconds`` (process CPU time of the same).
 Ceilings: softmax log K (each term ≤ log K); pc_softmax mean −log π_y of the test labels under the training prior
@@ -36,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -70,7 +71,8 @@ __all__ = [
     "build",
 ]
 
-TRAIN_KEYS = ("epochs", "batch_size", "lr", "val_fraction", "select")
+TRAIN_KEYS = tuple(entry.name for entry in fields(TrainConfig) if entry.name not in ("seed", "device"))
+"""The settings keys that go to the trainer (whatever :class:`~softmax_mi.training.TrainConfig` holds)."""
 
 
 class BenchmarkEstimator(Protocol):
@@ -116,6 +118,11 @@ class LogLossMI(MIEstimator):
     def fit(self, train: LabeledSample) -> LogLossMI:
         fit_part, calibration = train.split(self.calibration_fraction, seed=self.classifier.train_config.seed)
         self.classifier.fit(fit_part)
+        return self.calibrate(calibration)
+
+    def calibrate(self, calibration: LabeledSample) -> LogLossMI:
+        """Set ``temperature`` to the T in [e^−4, e^4] minimising the cross-entropy of softmax(f(x)/T) on
+        ``calibration`` (data the classifier was not trained on)."""
         logits = self.logits(calibration).double()
         labels = calibration.y.to(logits.device)
 
@@ -192,10 +199,11 @@ def knn_readout(model: KNNMI, train: LabeledSample, test: LabeledSample, level: 
     x, y = sample.x.numpy(), sample.y.numpy()
     result = model.estimate(test)
     se, dof = knn_standard_error(lambda xs, ys: ross_mi(xs, ys, model.k)[0], x, y, subsets=subsets, seed=seed)
-    low, high = normal_interval(result.value, se, level, quantile=t_quantile(level, dof))
+    low, high = normal_interval(result.value, se, level, quantile=t_quantile(level, dof) if dof else math.nan)
     kept = own_class_size(y) > 1
     ceiling = float(digamma(kept.sum()) - digamma(own_class_size(y[kept])).mean())
-    return replace(result, low=low, high=high, se=se, n=len(y), level=level), ceiling, f"batch_means_{subsets}"
+    method = f"batch_means_{dof + 1}" if dof else "none"
+    return replace(result, low=low, high=high, se=se, n=len(y), level=level), ceiling, method
 
 
 READOUTS: dict[str, Readout] = {
@@ -259,8 +267,8 @@ class HeldOutEstimator:
         train, test = split_sample(x, y, test_fraction=self.test_fraction, seed=seed)
         model = self.model(seed).fit(train)
         result, ceiling, method = READOUTS[self.name](model, train, test, self.level, seed)
-        details = {**result.details, "n_train": len(train), "ceiling": ceiling,
-                   "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
+        details = {**result.details, "n_train": len(train), "label_entropy": train.label_entropy(),
+                   "ceiling": ceiling, "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
                    "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
         return replace(result, details=details)
 

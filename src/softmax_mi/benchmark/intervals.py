@@ -11,15 +11,15 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   marginal term is a U-statistic over pairs). :func:`critic_influence` gives each example's first-order influence
   (Hoeffding projection / delta method) on its batch's bound; ``se²`` = Σ_b (B_b/n)² · var_b(influence)/B_b over
   the evaluation batches b. This is the asymptotic variance of the batched bound given the trained critic.
-- **kNN** (Ross 2014, and Gao et al.'s mixed KSG): each per-point term depends on the point's neighbours, so the
-  terms are dependent; :func:`knn_standard_error` uses batch means: the held-out points are cut into ``m`` disjoint
-  seeded subsets, the estimator is run on each, and ``se = sd(subset estimates)·√(n_sub/n)/√m`` (the kNN variance
-  scales as 1/n at fixed k), with a t quantile on m − 1 degrees of freedom.
+- **kNN** (Ross 2014; bmi's KSG through :mod:`~softmax_mi.benchmark.bmi` alike): each per-point term depends on
+  the point's neighbours, so the terms are dependent (their naive CLT under-states the spread by 6–18 %,
+  ``bench/benchmark_intervals.py``); :func:`knn_standard_error` uses batch means: the held-out points are cut into
+  ``m`` disjoint seeded class-stratified subsets, the estimator runs on each, and ``se = sd(subset estimates)/√m``
+  (= sd·√(n_sub/n): the kNN variance scales as 1/n at fixed k), with a t quantile on m − 1 degrees of freedom.
 
 What no interval includes: the randomness of training (initialisation, minibatch order, the training sample:
-retrain over seeds for that), the bias of the estimator (a lower bound's gap, kNN's small-sample bias), and, for
-kNN batch means, the difference between the subsets' bias (at n/m points) and the full estimate's. The coverage
-study (:mod:`softmax_mi.benchmark.coverage`) measures how far that matters.
+retrain over seeds for that) and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The
+coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far that matters.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from softmax_mi.benchmark.bmi_runner import subset_groups  # numpy-only: bmi's runner shares the grouping
 from softmax_mi.estimators.variational import joint_scores, log_partner_label_frequencies
 
 __all__ = [
@@ -114,16 +115,18 @@ def knn_standard_error(estimate: Callable[[np.ndarray, np.ndarray], float], x: n
                        subsets: int = 10, seed: int = 0) -> tuple[float, int]:
     """(se, degrees of freedom) of the kNN estimate ``estimate(x, y)`` by batch means.
 
-    The points are dealt, class by class in a seeded order, into ``subsets`` disjoint groups of (almost) equal size
-    and label mix; ``estimate`` runs on each group; se = sd(group estimates)·√(n_group/n), which assumes the
-    estimator's variance scales as 1/n (true of kNN estimators at fixed k). Degrees of freedom: subsets − 1.
+    The points are dealt, class by class in a seeded order, into m disjoint groups of (almost) equal size and
+    label mix; ``estimate`` runs on each group; se = sd(group estimates)·√(n_group/n), which assumes the
+    estimator's variance scales as 1/n (true of kNN estimators at fixed k). m = ``subsets``, or fewer so that
+    every group keeps ≥ 2 points of the smallest class; degrees of freedom m − 1. With a class of fewer than 4
+    points no split works: (NaN, 0), no interval.
     """
     if subsets < 2:
         raise ValueError(f"subsets must be ≥ 2, got {subsets}")
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(np.flatnonzero(y == label)) for label in np.unique(y)])
-    group = np.empty(len(y), dtype=np.int64)
-    group[order] = np.arange(len(y)) % subsets
+    subsets = min(subsets, int(np.bincount(y)[np.unique(y)].min()) // 2)
+    if subsets < 2:
+        return math.nan, 0
+    group = subset_groups(y, subsets, seed)
     values = np.array([estimate(x[group == g], y[group == g]) for g in range(subsets)])
     se = float(np.std(values, ddof=1) / math.sqrt(subsets))  # = sd·√(n_group/n) with n_group = n/subsets
     return se, subsets - 1

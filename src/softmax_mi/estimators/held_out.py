@@ -92,7 +92,8 @@ def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fr
     duplicated points sit at distance 0, which biases it), and the critics' bounds are functions of whole evaluation
     batches (DV and InfoNCE: logs of batch means; NWJ: a marginal term over in-batch partners), so neither a CLT
     interval over examples nor a plain bootstrap over held-out examples has its nominal coverage; an honest interval
-    for them needs refits on independent splits, which this function does not do.
+    for them needs refits on independent splits, which this function does not do
+    (:mod:`softmax_mi.benchmark.estimators` gives them influence-function and batch-means intervals).
 
     Example::
 
