@@ -15,7 +15,7 @@ LIBRARY_TESTS := tests/test_losses.py tests/test_loss_modules.py tests/test_mi_i
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: install run test repro readme bench docs localise-figures fashion-mnist clean lock test-oldest check-wheel
+.PHONY: install run test repro readme bench docs localise-figures fashion-mnist clean lock test-oldest check-wheel bmi-env
 
 $(INSTALLED): pyproject.toml $(LOCK) Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,20 @@ test-oldest:
 	$(OLDEST)/bin/pip install --quiet --no-deps -e .
 	$(OLDEST)/bin/python -m pip check
 	$(OLDEST)/bin/python -m pytest -q -p no:cacheprovider $(LIBRARY_TESTS)
+
+# bmi's estimators (benchmark-mi 0.1.3) in their own venv: its jax 0.4.13 / scipy < 1.13 pins cannot share .venv.
+# softmax_mi.benchmark.bmi.run_bmi runs them there on our samples (subprocess); the benchmark skips them without it.
+BMI_VENV := .venv-bmi
+bmi-env: $(BMI_VENV)/.installed
+
+$(BMI_VENV)/.installed: requirements-bmi.lock
+	test -x $(BMI_VENV)/bin/python || $(PYTHON) -m venv $(BMI_VENV)
+	$(BMI_VENV)/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 11), \
+		"requirements-bmi.lock is made for Python 3.11 (set PYTHON=python3.11)"'
+	$(BMI_VENV)/bin/pip install --quiet --no-deps -r requirements-bmi.lock
+	$(BMI_VENV)/bin/python -m pip check
+	$(BMI_VENV)/bin/python -c 'import bmi; bmi.estimators.KSGEnsembleFirstEstimator()'
+	touch $@
 
 # The wheel and the sdist (dist/), installed into a clean venv: library only, then with [pipeline] (a smoke DAG run)
 check-wheel:

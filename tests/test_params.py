@@ -60,7 +60,7 @@ def test_overlay_key_merges_its_file_after_params_yaml():
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("smok", "overlay: 'smok' names no file /params/smok.yaml (fix: use one of: faithful10, paper, smoke; or null"),
+    ("smok", "overlay: 'smok' names no file /params/smok.yaml (fix: use one of: benchmark, faithful10, paper, smoke; or null"),
     ("../smoke", "overlay: '../smoke' does not match"),
     ("[smoke]", "overlay: ['smoke'] is not of type 'null', 'string'"),
 ])

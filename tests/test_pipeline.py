@@ -71,4 +71,4 @@ def test_dvc_repro_reuses_snakemake_results(smoke_run):
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=smoke_run).stdout)
     (files,) = [entry["data"] for entry in metrics.values()]
     assert list(files) == ["results/report.json"]
-    assert set(files["results/report.json"]["data"]) == {"C1", "C2", "C3", "C4"}
+    assert set(files["results/report.json"]["data"]) == {"C1", "C2", "C3", "C4", "BM1", "BM2"}

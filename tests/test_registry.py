@@ -26,6 +26,8 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "params.schema.yaml").r
 # every enum of the schema that lists registry names, by its place in the schema
 SCHEMA_ENUMS = {
     "synthetic.estimators[]": registry.ESTIMATORS,
+    "benchmark.estimators[]": registry.BENCHMARK_ESTIMATORS,
+    "benchmark.tasks[].family": registry.BENCHMARK_FAMILIES,
     "localisation.data.name": registry.EMBEDDED_WSOL_DATASETS,
     "localisation.backbones[]": registry.WSOL_BACKBONES,
     "localisation.methods[]": registry.CAM_METHODS,
@@ -85,6 +87,15 @@ def test_estimator_table_is_the_registry():
     assert list(ESTIMATORS) == list(registry.ESTIMATORS)
     assert list(NEURAL) == list(registry.NEURAL_ESTIMATORS)
     assert list(NONPARAMETRIC) == list(registry.NONPARAMETRIC_ESTIMATORS)
+
+
+def test_benchmark_tables_are_the_registry():
+    from softmax_mi.benchmark.estimators import ESTIMATORS as BENCHMARK_ESTIMATORS
+    from softmax_mi.benchmark.tasks import TASK_FAMILIES
+
+    assert list(TASK_FAMILIES) == list(registry.BENCHMARK_FAMILIES)
+    assert list(BENCHMARK_ESTIMATORS) == list(registry.BENCHMARK_ESTIMATORS)
+    assert set(registry.BENCHMARK_NEURAL_ESTIMATORS) == set(registry.BENCHMARK_ESTIMATORS) - {"knn"}
 
 
 @pytest.mark.parametrize("name", registry.LOSSES)

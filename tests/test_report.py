@@ -20,7 +20,8 @@ from softmax_mi.stages import synthetic as synthetic_stage
 from softmax_mi.summaries import summarise_classification, summarise_localisation, summarise_synthetic
 
 SECTIONS = ["## Verdicts", "## 1. Softmax cross-entropy as an MI estimator", "## 2. PC-softmax on imbalanced",
-            "## 3. infoCAM for weakly-supervised localisation"]
+            "## 3. infoCAM for weakly-supervised localisation", "## 4. A discrete-label MI benchmark"]
+BENCHMARK_MISSING = "results/benchmark/estimates.parquet missing"
 PRIOR = np.array([1, 2, 3, 4, 5]) / 15
 H_Y = float(-(PRIOR * np.log(PRIOR)).sum())
 PROVENANCE = {"params_hash": "abc", "package_version": "0.0"}
@@ -60,14 +61,16 @@ def verdicts(report):
 def test_absent_parts_are_not_run(tmp_path):
     report = build_report(tmp_path, markdown=tmp_path / "report.md", html=tmp_path / "report.html",
                           metrics=tmp_path / "report.json")
-    assert verdicts(report) == dict.fromkeys(["C1", "C2", "C3", "C4"], NOT_RUN)
+    assert verdicts(report) == dict.fromkeys(["C1", "C2", "C3", "C4", "BM1", "BM2"], NOT_RUN)
     reasons = {c.key: c.reason for c in report.claims}
     assert reasons["C1"] == "results/synthetic/summary.parquet missing"
     assert reasons["C3"] == "results/classification/summary.parquet missing"
     assert reasons["C4"] == "results/localisation/summary.parquet missing"
     text = (tmp_path / "report.md").read_text()
     assert all(section in text for section in SECTIONS)
-    assert json.loads((tmp_path / "report.json").read_text()) == {"C1": {}, "C2": {}, "C3": {}, "C4": {}}
+    assert reasons["BM1"] == BENCHMARK_MISSING
+    assert json.loads((tmp_path / "report.json").read_text()) == {"C1": {}, "C2": {}, "C3": {}, "C4": {},
+                                                                   "BM1": {}, "BM2": {}}
 
 
 @pytest.mark.parametrize(
@@ -104,11 +107,12 @@ def test_report_of_the_smoke_run(smoke_run):
         assert re.search(rf"\*\*{claim} — (reproduced|not reproduced|not run)\.\*\*", text), claim
     assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
     html = (results / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # every figure of the three parts, embedded
+    assert html.count("data:image/png;base64,") == 7  # every figure of the four parts, embedded
     assert not re.search(r"\bnan\b", re.sub(r"data:image/png;base64,[^'\"]+", "", html), flags=re.IGNORECASE)
     assert "not run" not in {c for c in re.findall(r"\*\*C\d — ([a-z ]+)\.\*\*", text)}  # every part ran
     headline = json.loads((results / "report.json").read_text())
-    assert set(headline) == {"C1", "C2", "C3", "C4"} and all("reproduced" in v for v in headline.values())
+    assert set(headline) == {"C1", "C2", "C3", "C4", "BM1", "BM2"}
+    assert all("reproduced" in v for k, v in headline.items() if k.startswith("C"))
 
 
 def classification_rows(lifts: dict[tuple[str, str], float]) -> pd.DataFrame:
@@ -177,7 +181,8 @@ def test_each_part_alone(tmp_path, part):
     assert all(section in text for section in SECTIONS)
     assert {k for k, v in verdicts(report).items() if v == REPRODUCED} == set(keys)
     missing = {c.reason for c in report.claims if c.verdict == NOT_RUN}
-    assert missing == {f"results/{other}/summary.parquet missing" for other in PARTS if other != part}
+    assert missing == {f"results/{other}/summary.parquet missing" for other in PARTS if other != part} | {
+        BENCHMARK_MISSING}
     assert all("reproduced" in entry for key, entry in json.loads((tmp_path / "report.json").read_text()).items()
                if key in keys)
     assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)

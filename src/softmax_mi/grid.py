@@ -66,6 +66,41 @@ def estimator_settings(params: Params, estimator: str) -> dict[str, Any]:
     return {**shared, **synthetic.get(estimator, {})}
 
 
+# ------------------------------------------------------------------------------ discrete-label MI benchmark (issue 16)
+
+BENCHMARK_MNIST = "data/mnist/mnist/arrays.npz"  # the classification part's prepared MNIST (classification_prepare)
+
+
+def benchmark_seeds(params: Params) -> list[int]:
+    """The benchmark's base seeds: the first ``benchmark.n_seeds`` of ``seeds``."""
+    return params["seeds"][: params["benchmark"]["n_seeds"]]
+
+
+def benchmark_runs(params: Params) -> list[tuple[dict[str, Any], list[int]]]:
+    """(task spec, rows per class) of every task: ``n_per_class``, plus the sweep's sizes for the sweep's tasks."""
+    benchmark = params["benchmark"]
+    sweep = set(benchmark["sweep"]["tasks"])
+    runs = []
+    for spec in benchmark["tasks"]:
+        sizes = set(benchmark["n_per_class"])
+        if spec["name"] in sweep:
+            sizes |= set(benchmark["sweep"]["n_per_class"])
+        runs.append((dict(spec), sorted(sizes)))
+    return runs
+
+
+def benchmark_estimator_settings(params: Params, estimator: str) -> dict[str, Any]:
+    """One benchmark estimator's settings: the shared `benchmark.neural` (trained estimators) + its own section."""
+    benchmark = params["benchmark"]
+    shared = benchmark["neural"] if estimator in registry.BENCHMARK_NEURAL_ESTIMATORS else {}
+    return {**shared, **benchmark.get(estimator, {})}
+
+
+def benchmark_mnist_input(params: Params) -> list[str]:
+    """The prepared MNIST arrays when a benchmark task is an MNIST one (else nothing)."""
+    return [BENCHMARK_MNIST] if any(spec["family"] == "mnist" for spec in params["benchmark"]["tasks"]) else []
+
+
 # ------------------------------------------------------------------------------- classification (docs/paper.md §3)
 
 

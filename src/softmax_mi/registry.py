@@ -17,6 +17,12 @@ ESTIMATORS = (*NEURAL_ESTIMATORS, *NONPARAMETRIC_ESTIMATORS)
 SYNTHETIC_TASKS = ("gaussian", "uniform")
 BALANCES = ("balanced", "imbalanced")  # the synthetic task's class-count profiles
 
+# discrete-label MI benchmark (issue 16, docs/benchmark.md): task families (softmax_mi.benchmark.tasks.TASK_FAMILIES)
+# and estimators (softmax_mi.benchmark.estimators.ESTIMATORS)
+BENCHMARK_FAMILIES = ("gaussian", "student_t", "bijection", "independent", "saturated", "gao", "mnist")
+BENCHMARK_ESTIMATORS = ("softmax", "pc_softmax", "logloss", "mine", "infonce", "nwj", "knn")
+BENCHMARK_NEURAL_ESTIMATORS = ("softmax", "pc_softmax", "logloss", "mine", "infonce", "nwj")
+
 # classification (docs/paper.md §3): losses, and which params.yaml `classification` sections each loss reads
 LOSSES = ("softmax", "pc_softmax", "logit_adjusted", "class_balanced", "ldam_drw")
 LOSS_OPTIONS = {"logit_adjusted": ("logit_adjusted",), "class_balanced": ("class_balanced",),

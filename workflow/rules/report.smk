@@ -15,6 +15,8 @@ rule report:
         ],
         localisation=rules.localisation_gather.output.summary,
         localisation_figures=rules.localisation_all.input.figures,
+        benchmark=rules.benchmark_summary.output.estimates,
+        benchmark_figures=[rules.benchmark_summary.output.bias_figure, rules.benchmark_summary.output.coverage_figure],
     output:
         markdown="results/report.md",
         html=report("results/report.html", category="Reproduction report",

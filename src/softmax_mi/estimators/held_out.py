@@ -14,7 +14,7 @@ from softmax_mi.mi import MIEstimate, _labels, _open_unit, _tensor, mi_from_logi
 from softmax_mi.registry import ESTIMATORS
 from softmax_mi.samples import LabeledSample
 
-__all__ = ["held_out_estimate", "mi_from_features", "stratified_split"]
+__all__ = ["held_out_estimate", "mi_from_features", "split_sample", "stratified_split"]
 
 
 CLASSIFIER_READOUTS = {"pc_softmax": "pc_softmax", "softmax": "softmax"}  # estimator name -> mi_from_logits readout
@@ -92,7 +92,8 @@ def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fr
     duplicated points sit at distance 0, which biases it), and the critics' bounds are functions of whole evaluation
     batches (DV and InfoNCE: logs of batch means; NWJ: a marginal term over in-batch partners), so neither a CLT
     interval over examples nor a plain bootstrap over held-out examples has its nominal coverage; an honest interval
-    for them needs refits on independent splits, which this function does not do.
+    for them needs refits on independent splits, which this function does not do
+    (:mod:`softmax_mi.benchmark.estimators` gives them influence-function and batch-means intervals).
 
     Example::
 
@@ -106,7 +107,23 @@ def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fr
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; use one of {', '.join(ESTIMATORS)}")
-    test_fraction, level = _open_unit("test_fraction", test_fraction, 0.2), _open_unit("level", level, 0.95)
+    level = _open_unit("level", level, 0.95)
+    train, test = split_sample(features, labels, test_fraction=test_fraction, seed=seed)
+    model = build_estimator(estimator, settings=settings, seed=seed, device=device).fit(train)
+    return held_out_estimate(model, train, test, level=level)
+
+
+def split_sample(features, labels, *, test_fraction: float = 0.2, seed: int = 0) -> tuple[LabeledSample, LabeledSample]:
+    """Checked (train, test) samples from features and labels: :func:`stratified_split` with ``test_fraction`` and
+    ``seed``, as :func:`mi_from_features` splits them (same inputs, same errors; K = labels.max() + 1, every class
+    needs ≥ 2 examples, the test split ≥ 2).
+
+    Example::
+
+        train, test = split_sample(x, y, test_fraction=0.2, seed=0)
+        build_estimator("knn").fit(train).estimate(test)
+    """
+    test_fraction = _open_unit("test_fraction", test_fraction, 0.2)
     features = _features(features)
     n = features.shape[0]
     labels = _tensor(labels, "labels").detach()
@@ -127,8 +144,7 @@ def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fr
                          "at least 2: raise test_fraction or pass more examples")
     train = LabeledSample(features[train_index], labels[train_index], k)
     test = LabeledSample(features[test_index], labels[test_index], k)
-    model = build_estimator(estimator, settings=settings, seed=seed, device=device).fit(train)
-    return held_out_estimate(model, train, test, level=level)
+    return train, test
 
 
 def held_out_estimate(model: MIEstimator, train: LabeledSample, test: LabeledSample, *,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from softmax_mi import __version__
 from softmax_mi.io import atomic_path, write_json
+from softmax_mi.report.benchmark import benchmark_section
 from softmax_mi.report.claims import headline
 from softmax_mi.report.document import Report
 from softmax_mi.report.render import to_html, to_markdown
@@ -26,6 +27,7 @@ def assemble(results: str | Path) -> Report:
     synthetic_section(body, results)
     classification_section(body, results)
     localisation_section(body, results)
+    benchmark_section(body, results)
     report.add("h2", "Verdicts")
     report.add("table", ["claim", "statement", "verdict", "reason"],
                [[c.key, c.statement, c.verdict, c.reason] for c in body.claims])

@@ -1,0 +1,284 @@
+"""The benchmark's estimators behind one interface, in the spirit of bmi's ``IMutualInformationPointEstimator``:
+``estimate(x, y, *, seed) -> MIEstimate`` (nats, with a 95 % interval) plus the estimator's parameters as attributes
+and :meth:`~HeldOutEstimator.parameters`::
+
+    from softmax_mi.benchmark.estimators import ESTIMATORS
+    estimator = ESTIMATORS["pc_softmax"](settings={"epochs": 20, "batch_size": 256})
+    result = estimator.estimate(x, y, seed=0)      # x: (n, d) floats, y: (n,) ints in 0..K-1
+    result.value, result.low, result.high, result.details["at_ceiling"]
+
+Every estimator splits (x, y) as :func:`softmax_mi.mi_from_features` does (stratified, ``test_fraction`` of each
+class held out, seeded by ``seed``), fits on the training split (the kNN ones do not fit) and estimates on the
+held-out split; ``seed`` also seeds initialisation and minibatch order. The interval of each family, and what it
+leaves out, is described in :mod:`softmax_mi.benchmark.intervals`.
+
+| name       | estimate                                                        | interval                           |
+|------------|-----------------------------------------------------------------|------------------------------------|
+| softmax    | log K − CE of a softmax MLP classifier                           | CLT on per-example terms           |
+| pc_softmax | mean log PC_y(x) of a PC-softmax MLP (the paper's estimator)    | CLT on per-example terms           |
+| logloss    | Ĥ(Y) − mean H(q(·|x)) of a temperature-calibrated classifier    | CLT on per-example terms (delta)   |
+| mine       | Donsker–Varadhan bound of a trained critic                      | CLT on influence terms (delta)     |
+| infonce    | InfoNCE bound (in-batch negatives)                               | CLT on influence terms (delta)     |
+| nwj        | NWJ bound                                                       | CLT on influence terms (U-stat.)   |
+| knn        | Ross (2014) kNN estimator                                        | batch means over 10 subsets, t(9)  |
+
+``details`` of every result carries: ``label_entropy`` (H of the training labels, nats: the truth's own cap),
+``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
+:data:`~softmax_mi.benchmark.intervals.CEILING_TOLERANCE`), ``interval`` (the method's name), ``n_train``,
+``seconds`` (wall-clock of split + fit + estimate + interval) and ``cpu_seconds`` (process CPU time of the same).
+Ceilings: softmax log K (each term ≤ log K); pc_softmax mean −log π_y of the test labels under the training prior
+(≈ H(Y), each term ≤ −log π_y); logloss the test labels' plug-in Ĥ(Y); infonce the size-weighted mean plug-in
+entropy of the evaluation batches' labels (≤ log B, the generic InfoNCE cap; for a discrete label this tighter cap
+is the one that binds); knn ψ(N) − ⟨ψ(N_y)⟩ (every neighbourhood pure); mine and nwj none.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import partial
+from typing import Any, Protocol
+
+import torch
+from scipy.optimize import minimize_scalar
+from scipy.special import digamma
+
+from softmax_mi.benchmark.intervals import (
+    at_ceiling,
+    batched_standard_error,
+    critic_influence,
+    knn_standard_error,
+    label_cross_entropy,
+    label_entropy,
+    normal_interval,
+    t_quantile,
+)
+from softmax_mi.estimators import build_estimator
+from softmax_mi.estimators.base import LabeledSample, MIEstimate, MIEstimator
+from softmax_mi.estimators.classifier import SoftmaxMI
+from softmax_mi.estimators.held_out import held_out_estimate, split_sample
+from softmax_mi.estimators.knn import KNNMI, own_class_size, ross_mi, subsample
+from softmax_mi.estimators.variational import CriticMI
+from softmax_mi.training import TrainConfig
+
+__all__ = [
+    "ESTIMATORS",
+    "BenchmarkEstimator",
+    "HeldOutEstimator",
+    "LogLossMI",
+    "build",
+]
+
+TRAIN_KEYS = tuple(entry.name for entry in fields(TrainConfig) if entry.name not in ("seed", "device"))
+"""The settings keys that go to the trainer (whatever :class:`~softmax_mi.training.TrainConfig` holds)."""
+
+
+class BenchmarkEstimator(Protocol):
+    """What the benchmark calls: ``estimate(x, y, *, seed)`` → :class:`~softmax_mi.MIEstimate` in nats with an
+    interval, and ``parameters()`` → the estimator's settings as a flat JSON-ready dict."""
+
+    name: str
+
+    def estimate(self, x, y, *, seed: int = 0) -> MIEstimate: ...
+
+    def parameters(self) -> dict[str, Any]: ...
+
+
+class LogLossMI(MIEstimator):
+    """autoqild's log-loss estimator with temperature scaling (Gupta, Wever & Hüllermeier, "Information leakage
+    detection through approximate Bayes-optimal prediction", 2024; package ``autoqild``, method
+    ``LogLossMITemperatureScaling``), on this package's MLP classifier:
+
+        Î(X;Y) = Ĥ(Y) − mean_i H(q_T(·|x_i)),      q_T = softmax(f(x)/T),
+
+    Ĥ(Y) the plug-in entropy of the held-out labels, H(q) = −Σ_k q_k log q_k the classifier's predicted conditional
+    entropy on each held-out x_i. f is an MLP trained with plain softmax cross-entropy (which learns p(y|x) with the
+    prior included) on the training split less a seeded ``calibration_fraction``; T minimises the cross-entropy on
+    that calibration part (temperature scaling, Guo et al., 2017). Unlike the Barber–Agakov read-outs (softmax,
+    pc_softmax) it does not score the true labels' likelihood, so it is no lower bound: it is exact for a
+    calibrated Bayes-optimal q and over-estimates for an over-confident q. Not clipped at 0 (autoqild clips).
+
+    The estimate is the mean of the per-example terms −log p̂_{y_i} − H(q_T(·|x_i)) (p̂: held-out label
+    frequencies; the first term's mean is exactly Ĥ(Y) and is its delta-method influence), so it carries the
+    central-limit interval of a mean.
+    """
+
+    name = "logloss"
+
+    def __init__(self, *, hidden: Sequence[int] = (100, 100, 100), train_config: TrainConfig = TrainConfig(),
+                 calibration_fraction: float = 0.1):
+        if not 0 < calibration_fraction < 1:
+            raise ValueError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction}")
+        self.classifier = SoftmaxMI(hidden=hidden, train_config=train_config)
+        self.calibration_fraction = calibration_fraction
+        self.temperature = 1.0
+
+    def fit(self, train: LabeledSample) -> LogLossMI:
+        fit_part, calibration = train.split(self.calibration_fraction, seed=self.classifier.train_config.seed)
+        self.classifier.fit(fit_part)
+        return self.calibrate(calibration)
+
+    def calibrate(self, calibration: LabeledSample) -> LogLossMI:
+        """Set ``temperature`` to the T in [e^−4, e^4] minimising the cross-entropy of softmax(f(x)/T) on
+        ``calibration`` (data the classifier was not trained on)."""
+        logits = self.logits(calibration).double()
+        labels = calibration.y.to(logits.device)
+
+        def calibration_loss(log_temperature: float) -> float:
+            return float(torch.nn.functional.cross_entropy(logits / math.exp(log_temperature), labels))
+
+        self.temperature = math.exp(minimize_scalar(calibration_loss, bounds=(-4.0, 4.0), method="bounded").x)
+        return self
+
+    @torch.no_grad()
+    def logits(self, sample: LabeledSample) -> torch.Tensor:
+        if self.classifier.model is None:
+            raise RuntimeError("LogLossMI used before fit")
+        self.classifier.model.eval()
+        return self.classifier.model(sample.x.to(self.classifier.train_config.device))
+
+    def terms(self, test: LabeledSample) -> torch.Tensor:
+        """The per-example terms −log p̂_{y_i} − H(q_T(·|x_i)) (float64, (n,)) whose mean is the estimate."""
+        log_q = torch.log_softmax(self.logits(test).double() / self.temperature, dim=1).cpu()
+        conditional_entropy = -(log_q.exp() * log_q).sum(dim=1)
+        frequencies = test.class_counts().double().cpu() / len(test)
+        return -frequencies[test.y.cpu()].log() - conditional_entropy
+
+    def estimate(self, test: LabeledSample) -> MIEstimate:
+        terms = self.terms(test)
+        value, se = float(terms.mean()), float(terms.std(unbiased=True) / math.sqrt(len(terms)))
+        low, high = normal_interval(value, se)
+        return MIEstimate(value=value, low=low, high=high, se=se, n=len(terms), details={
+            "temperature": self.temperature, "train_steps": self.classifier.train_steps})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Intervals and ceilings, per family: (fitted model, train, test, level, seed) -> (estimate, ceiling, method)
+# ---------------------------------------------------------------------------------------------------------------
+
+Readout = Callable[[MIEstimator, LabeledSample, LabeledSample, float, int], tuple[MIEstimate, float, str]]
+
+
+def classifier_readout(model: MIEstimator, train: LabeledSample, test: LabeledSample, level: float,
+                       seed: int) -> tuple[MIEstimate, float, str]:
+    result = held_out_estimate(model, train, test, level=level)
+    ceiling = math.log(test.n_classes) if model.name == "softmax" else label_cross_entropy(test.y,
+                                                                                           train.class_counts())
+    return result, ceiling, "clt_terms"
+
+
+def logloss_readout(model: LogLossMI, train: LabeledSample, test: LabeledSample, level: float,
+                    seed: int) -> tuple[MIEstimate, float, str]:
+    result = model.estimate(test)
+    low, high = normal_interval(result.value, result.se, level)
+    return replace(result, low=low, high=high, level=level), label_entropy(test.y), "clt_terms"
+
+
+@torch.no_grad()
+def critic_readout(model: CriticMI, train: LabeledSample, test: LabeledSample, level: float,
+                   seed: int) -> tuple[MIEstimate, float, str]:
+    result = model.estimate(test)
+    device_test = test.to(model.train_config.device)
+    batches = model.evaluation_batches(len(test), device_test.y.device)
+    influences = [critic_influence(model.name, model.critic(device_test.x[index]), device_test.y[index]).cpu()
+                  for index in batches]
+    se = batched_standard_error(influences)
+    low, high = normal_interval(result.value, se, level)
+    ceiling = math.nan
+    if model.name == "infonce":
+        ceiling = sum(label_entropy(test.y[index.cpu()]) * len(index) for index in batches) / len(test)
+    estimate = replace(result, low=low, high=high, se=se, n=len(test), level=level)
+    return estimate, ceiling, "clt_influence"
+
+
+def knn_readout(model: KNNMI, train: LabeledSample, test: LabeledSample, level: float,
+                seed: int, subsets: int = 10) -> tuple[MIEstimate, float, str]:
+    sample = subsample(test, model.max_samples, model.seed).to("cpu")
+    x, y = sample.x.numpy(), sample.y.numpy()
+    result = model.estimate(test)
+    se, dof = knn_standard_error(lambda xs, ys: ross_mi(xs, ys, model.k)[0], x, y, subsets=subsets, seed=seed)
+    low, high = normal_interval(result.value, se, level, quantile=t_quantile(level, dof) if dof else math.nan)
+    kept = own_class_size(y) > 1
+    ceiling = float(digamma(kept.sum()) - digamma(own_class_size(y[kept])).mean())
+    method = f"batch_means_{dof + 1}" if dof else "none"
+    return replace(result, low=low, high=high, se=se, n=len(y), level=level), ceiling, method
+
+
+READOUTS: dict[str, Readout] = {
+    "softmax": classifier_readout,
+    "pc_softmax": classifier_readout,
+    "logloss": logloss_readout,
+    "mine": critic_readout,
+    "infonce": critic_readout,
+    "nwj": critic_readout,
+    "knn": knn_readout,
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The interface
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HeldOutEstimator:
+    """One benchmark estimator: ``name`` (a key of :data:`ESTIMATORS`) with its ``settings`` (as
+    :func:`softmax_mi.estimators.build_estimator` takes them: ``hidden``, ``epochs``, ``batch_size``, ``lr``,
+    ``val_fraction``, ``select``, ``k``, ``max_samples``, ``calibration_fraction``, ...), the held-out share
+    ``test_fraction``, the interval ``level`` and the torch ``device``.
+
+    Example::
+
+        estimator = HeldOutEstimator("nwj", settings={"epochs": 2})
+        estimator.estimate(x, y, seed=0)     # MIEstimate, nats, 95 % interval; details["at_ceiling"]
+    """
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    test_fraction: float = 0.2
+    level: float = 0.95
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.name not in READOUTS:
+            raise ValueError(f"unknown benchmark estimator {self.name!r}; use one of {', '.join(READOUTS)}")
+        self.settings = dict(self.settings)
+
+    def parameters(self) -> dict[str, Any]:
+        """The estimator's settings as a flat dict (name, test_fraction, level, device, then its settings)."""
+        return {"name": self.name, "test_fraction": self.test_fraction, "level": self.level, "device": self.device,
+                **self.settings}
+
+    def model(self, seed: int) -> MIEstimator:
+        """A fresh, unfitted library estimator seeded by ``seed``."""
+        if self.name != "logloss":
+            return build_estimator(self.name, settings=self.settings, seed=seed, device=self.device)
+        settings = dict(self.settings)
+        train_config = TrainConfig(**{key: settings.pop(key) for key in TRAIN_KEYS if key in settings}, seed=seed,
+                                   device=self.device)
+        return LogLossMI(train_config=train_config, **settings)
+
+    def estimate(self, x, y, *, seed: int = 0) -> MIEstimate:
+        """I(X;Y) in nats from features ``x`` (n × d) and integer labels ``y`` (n,), with its interval; see the
+        module docstring for the split, the interval and the ``details``."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        train, test = split_sample(x, y, test_fraction=self.test_fraction, seed=seed)
+        model = self.model(seed).fit(train)
+        result, ceiling, method = READOUTS[self.name](model, train, test, self.level, seed)
+        details = {**result.details, "n_train": len(train), "label_entropy": train.label_entropy(),
+                   "ceiling": ceiling, "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
+                   "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
+        return replace(result, details=details)
+
+
+ESTIMATORS: dict[str, Callable[..., HeldOutEstimator]] = {name: partial(HeldOutEstimator, name) for name in READOUTS}
+"""name → factory: ``ESTIMATORS[name](settings=..., test_fraction=..., level=..., device=...)``."""
+
+
+def build(name: str, **options: Any) -> HeldOutEstimator:
+    """``ESTIMATORS[name](**options)`` with a clear error for an unknown name."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown benchmark estimator {name!r}; use one of {', '.join(ESTIMATORS)}")
+    return ESTIMATORS[name](**options)

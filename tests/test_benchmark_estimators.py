@@ -1,0 +1,121 @@
+"""The benchmark's estimator interface (softmax_mi.benchmark.estimators) and its intervals and ceilings
+(softmax_mi.benchmark.intervals): tiny data, 1–2 epochs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, stats
+
+from softmax_mi.benchmark import intervals
+from softmax_mi.benchmark.estimators import ESTIMATORS, LogLossMI, build
+from softmax_mi.data.synthetic import GaussianMixtureTask
+from softmax_mi.estimators.knn import ross_mi
+from softmax_mi.estimators.variational import dv_bound, infonce_bound, nwj_bound
+from softmax_mi.samples import LabeledSample
+
+TINY = {"epochs": 1, "batch_size": 64, "hidden": (8,)}
+
+
+def gaussian_sample(n: int, dim: int, seed: int, n_classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    task = GaussianMixtureTask(dim, (1,) * n_classes)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n)
+    return task.means[y] + rng.standard_normal((n, dim)), y
+
+
+def test_every_estimator_returns_an_interval_a_ceiling_flag_and_its_timing():
+    x, y = gaussian_sample(300, 2, seed=0)
+    for name in ESTIMATORS:
+        estimator = ESTIMATORS[name](settings={} if name == "knn" else TINY)
+        result = estimator.estimate(x, y, seed=0)
+        assert result.low <= result.value <= result.high, name
+        assert result.has_interval and result.se > 0 and result.n == 60, name
+        assert isinstance(result.details["at_ceiling"], bool), name
+        expected = {"ceiling", "interval", "n_train", "label_entropy", "seconds", "cpu_seconds"}
+        assert expected <= result.details.keys(), name
+        assert estimator.parameters()["name"] == name
+    assert build("infonce", settings=TINY).estimate(x, y, seed=0).details["ceiling"] <= math.log(3) + 1e-9
+
+
+def test_same_seed_same_estimate_and_unknown_names_are_refused():
+    x, y = gaussian_sample(200, 2, seed=1)
+    first, second = (build("nwj", settings=TINY).estimate(x, y, seed=3) for _ in range(2))
+    assert (first.value, first.low, first.high) == (second.value, second.low, second.high)
+    with pytest.raises(ValueError, match="unknown benchmark estimator 'ksg'; use one of"):
+        build("ksg")
+
+
+def test_the_critic_influence_standard_error_matches_the_spread_over_test_sets():
+    """A fixed critic (the Bayes log-likelihoods, halved), 120 test sets of 400 points in batches of 100: the mean
+    standard error of each batched bound is its standard deviation across test sets, ±15 %."""
+    task = GaussianMixtureTask(2, (1,) * 5)
+    bounds = {"mine": dv_bound, "nwj": nwj_bound, "infonce": infonce_bound}
+    values, errors = {name: [] for name in bounds}, {name: [] for name in bounds}
+    for repeat in range(120):
+        rng = np.random.default_rng(repeat)
+        y = rng.integers(0, 5, 400)
+        scores = torch.tensor(task.log_likelihood(task.means[y] + rng.standard_normal((400, 2)))) * 0.5
+        labels, batches = torch.tensor(y), torch.arange(400).split(100)
+        for name, bound in bounds.items():
+            values[name].append(np.mean([float(bound(scores[index], labels[index])) for index in batches]))
+            errors[name].append(intervals.batched_standard_error(
+                [intervals.critic_influence(name, scores[index], labels[index]) for index in batches]))
+    for name in bounds:
+        assert np.mean(errors[name]) == pytest.approx(np.std(values[name]), rel=0.15), name
+
+
+def test_knn_batch_means_and_the_ceiling_of_perfectly_separated_classes():
+    y = np.repeat(np.arange(3), 100)
+    x = (100.0 * y + np.random.default_rng(0).standard_normal(300))[:, None]  # every neighbourhood is pure
+    result = build("knn").estimate(x, y, seed=0)
+    assert result.details["at_ceiling"] and result.details["interval"] == "batch_means_10"
+    se, dof = intervals.knn_standard_error(lambda a, b: ross_mi(a, b, 3)[0], *gaussian_sample(400, 2, seed=2))
+    assert se > 0 and dof == 9
+
+
+def test_ceiling_helpers():
+    counts = torch.tensor([30, 10])
+    labels = torch.tensor([0, 0, 0, 1])
+    assert intervals.label_cross_entropy(labels, counts) == pytest.approx(-(3 * math.log(0.75) + math.log(0.25)) / 4)
+    assert intervals.label_entropy(torch.tensor([0, 1, 2, 3])) == pytest.approx(math.log(4))
+    assert intervals.at_ceiling(0.685, math.log(2)) and not intervals.at_ceiling(0.6, math.log(2))
+    assert intervals.at_ceiling(4.56, math.log(100)) and not intervals.at_ceiling(0.5, math.nan)
+
+
+class TwoGaussianPosterior(torch.nn.Module):
+    """Exact logits of y ∈ {0, 1}, x | y ~ N(2y, 1), equal prior, times ``scale``."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return self.scale * torch.cat([-0.5 * x**2, -0.5 * (x - 2.0) ** 2], dim=1)
+
+
+def two_gaussian_mi() -> float:
+    """I(X;Y) by quadrature: H(Y) − E_x H(Y|x), x ~ ½N(0, 1) + ½N(2, 1)."""
+    def integrand(x):
+        p0, p1 = stats.norm.pdf(x), stats.norm.pdf(x, loc=2.0)
+        q = p1 / (p0 + p1)
+        entropy = -sum(v * math.log(v) for v in (q, 1 - q) if v > 0)
+        return 0.5 * (p0 + p1) * entropy
+
+    return math.log(2) - integrate.quad(integrand, -12, 14, limit=200)[0]
+
+
+def test_logloss_with_the_bayes_posterior_recovers_the_known_mi_and_calibration_undoes_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 20_000)
+    sample = LabeledSample.from_arrays(rng.normal(2.0 * y, 1.0)[:, None], y)
+    estimator = LogLossMI()
+    estimator.classifier.model = TwoGaussianPosterior(scale=3.0)  # over-confident: the calibrated T is ≈ 3
+    estimator.calibrate(sample.subset(torch.arange(5000)))
+    assert estimator.temperature == pytest.approx(3.0, rel=0.1)
+    estimator.temperature = 3.0  # exactly the Bayes posterior
+    result = estimator.estimate(sample.subset(torch.arange(5000, 20_000)))
+    assert abs(result.value - two_gaussian_mi()) < 3 * result.se  # 0.337 nats

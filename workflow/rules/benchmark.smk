@@ -1,0 +1,83 @@
+# Issue 16: a discrete-label MI benchmark. truth (every task, one job) + estimate (one job per estimator, every task ×
+# n × seed in it: a job costs ≈ 3 s of process start, so few jobs) → summary (estimates table, summary, figures).
+from softmax_mi.stages import benchmark as benchmark_stage
+
+BENCHMARK = config["benchmark"]
+try:  # task names, the families' parameters, the sweep's task names: checked at parse time, before any job runs
+    benchmark_stage.check_tasks(BENCHMARK)
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
+
+
+wildcard_constraints:
+    bench_estimator=registry.alternatives(registry.BENCHMARK_ESTIMATORS),
+
+
+rule benchmark_truth:
+    input:
+        mnist=grid.benchmark_mnist_input(config),  # the prepared MNIST arrays, when an MNIST task is listed
+    output:
+        truths="results/benchmark/truths.parquet",
+    params:
+        **stage_params(
+            benchmark_stage.truth,
+            tasks=BENCHMARK["tasks"],
+            seed=SEEDS[0],
+            truth_se_target=BENCHMARK["truth_se_target"],
+        ),
+    log:
+        "logs/benchmark/truth.log",
+    shell:
+        STAGE
+
+
+# Every estimator sees the same samples (their seeds derive from the base seed, the task and n only); changing one
+# estimator's settings reruns only its job.
+rule benchmark_estimate:
+    input:
+        mnist=grid.benchmark_mnist_input(config),
+    output:
+        rows="results/benchmark/runs/{bench_estimator}.parquet",
+    threads: RESOURCES["benchmark_estimate"]["threads"]
+    resources:
+        **job_resources("benchmark_estimate",
+                        gpu_when=lambda wc: wc.bench_estimator in registry.BENCHMARK_NEURAL_ESTIMATORS),
+    params:
+        **stage_params(
+            benchmark_stage.estimate,
+            runs=grid.benchmark_runs(config),
+            estimator=lambda wc: wc.bench_estimator,
+            settings=lambda wc: grid.benchmark_estimator_settings(config, wc.bench_estimator),
+            seeds=grid.benchmark_seeds(config),
+            main_sizes=BENCHMARK["n_per_class"],
+            test_fraction=BENCHMARK["test_fraction"],
+            level=BENCHMARK["level"],
+            device=DEVICE,
+        ),
+    log:
+        "logs/benchmark/{bench_estimator}.log",
+    shell:
+        STAGE
+
+
+rule benchmark_summary:
+    input:
+        truths=rules.benchmark_truth.output.truths,
+        rows=expand(rules.benchmark_estimate.output.rows, bench_estimator=BENCHMARK["estimators"]),
+    output:
+        estimates="results/benchmark/estimates.parquet",
+        summary="results/benchmark/summary.parquet",
+        metrics="results/benchmark/metrics.json",
+        bias_figure="results/benchmark/bias.png",
+        coverage_figure="results/benchmark/coverage.png",
+    params:
+        **stage_params(benchmark_stage.summarise, tasks=BENCHMARK["tasks"], level=BENCHMARK["level"]),
+    log:
+        "logs/benchmark/summary.log",
+    shell:
+        STAGE
+
+
+rule benchmark_all:
+    input:
+        rules.benchmark_summary.output,
