@@ -1,0 +1,92 @@
+"""Figures of the label-shift study: accuracy against the test-prior ratio (one line per rule), estimated vs true q."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from softmax_mi.plots import outside_legend, panel_grid, save_figure
+
+RULE_LABELS = {
+    "argmax": "plain argmax f",
+    "known_q": "known q: g + log q",
+    "em": "EM-estimated q̂",
+    "bbse": "BBSE-estimated q̂",
+    "posthoc_la": "post-hoc LA f − τ·log π",
+}
+LOSSES = ("softmax", "pc_softmax")
+
+
+def figure_setting(settings: list[str]) -> str:
+    """The training setting a dataset's panels show: the most imbalanced (largest -r ratio; synthetic: the
+    imbalanced setting of the smallest dimension), else the first."""
+    def key(setting: str) -> tuple:
+        ratio = re.search(r"-r(\d+(?:\.\d+)?)", setting)
+        dim = re.match(r"d(\d+)-", setting)
+        return ("imbalanced" in setting or ratio is not None, float(ratio.group(1)) if ratio else 0.0,
+                -int(dim.group(1)) if dim else 0, setting)
+
+    return max(settings, key=key)
+
+
+def plot_accuracy_vs_ratio(summary: pd.DataFrame, target: str | Path) -> None:
+    """Micro accuracy against the test prior (backward 1/ρ … uniform 1 … forward ρ, log axis), one line per rule,
+    one panel per dataset × loss (softmax, PC-softmax) on the dataset's most imbalanced setting; the exact Bayes
+    accuracy dashed where known (synthetic)."""
+    rows = summary[summary["loss"].isin(LOSSES) & summary["tau"].isna()]
+    panels = []
+    for dataset, frame in rows.groupby("dataset", sort=True):
+        setting = figure_setting(sorted(frame["setting"].unique()))
+        panels += [((dataset, setting, loss), part) for loss, part in
+                   frame[frame["setting"] == setting].groupby("loss", sort=True)]
+    figure, axes = panel_grid(len(panels), panel_height=2.8)
+    for axis, ((dataset, setting, loss), frame) in zip(axes, panels):
+        for rule, part in frame.groupby("rule", sort=False):
+            part = part.sort_values("signed_ratio")
+            axis.errorbar(part["signed_ratio"], 100 * part["micro_acc_mean"],
+                          yerr=100 * part["micro_acc_std"].fillna(0), marker="o", ms=3, capsize=2,
+                          label=RULE_LABELS.get(rule, rule))
+        exact = frame.drop_duplicates("signed_ratio").sort_values("signed_ratio")
+        if exact["bayes_acc_mean"].notna().any():
+            axis.plot(exact["signed_ratio"], 100 * exact["bayes_acc_mean"], "k--", lw=1, label="exact Bayes")
+        ticks = sorted(frame["signed_ratio"].unique())
+        axis.set_xscale("log")
+        axis.set_xticks(ticks, [f"1/{1 / t:g}" if t < 1 else f"{t:g}" for t in ticks], fontsize=7)
+        axis.minorticks_off()
+        axis.set_xlabel("test prior: backward 1/ρ … uniform … forward ρ", fontsize=8)
+        axis.set_ylabel("micro accuracy [%]", fontsize=8)
+        axis.set_title(f"{dataset} {setting}, {loss}", fontsize=9)
+        axis.grid(alpha=0.3)
+    outside_legend(figure, axes, ncols=3)
+    figure.suptitle("Accuracy under label shift (mean ± std over seeds)")
+    save_figure(figure, target)
+
+
+def plot_prior_estimates(table: pd.DataFrame, target: str | Path) -> None:
+    """Estimated q̂_y against the true q_y (log-log, every class, prior, softmax/PC-softmax model and draw), one panel
+    per dataset, EM and BBSE in two colours."""
+    rows = table[table["rule"].isin(["em", "bbse"]) & table["loss"].isin(LOSSES)]
+    panels = list(rows.groupby("dataset", sort=True))
+    figure, axes = panel_grid(len(panels), panel_height=3.0)
+    for axis, (dataset, frame) in zip(axes, panels):
+        for rule, part in frame.groupby("rule", sort=True):
+            true = np.concatenate(part["q_true"].map(np.asarray).to_numpy())
+            estimated = np.concatenate(part["q_estimated"].map(np.asarray).to_numpy())
+            axis.scatter(true, estimated, s=4, alpha=0.35,
+                         label=f"{RULE_LABELS[rule]} (mean L1 {part['q_l1'].mean():.3f})")
+        low = max(1e-4, float(np.nanmin(np.concatenate(frame["q_true"].map(np.asarray).to_numpy()))) / 3)
+        axis.plot([low, 1], [low, 1], "k--", lw=1)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlim(low, 1)
+        axis.set_ylim(low, 1)
+        axis.set_xlabel("true q_y", fontsize=8)
+        axis.set_ylabel("estimated q̂_y", fontsize=8)
+        axis.set_title(dataset, fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="upper left")
+    figure.suptitle("Estimated vs true test prior")
+    save_figure(figure, target)
