@@ -10,7 +10,12 @@ from softmax_mi.io import atomic_path, write_json
 from softmax_mi.report.claims import headline
 from softmax_mi.report.document import Report
 from softmax_mi.report.render import to_html, to_markdown
-from softmax_mi.report.sections import classification_section, localisation_section, synthetic_section
+from softmax_mi.report.sections import (
+    classification_section,
+    label_shift_section,
+    localisation_section,
+    synthetic_section,
+)
 
 
 def assemble(results: str | Path) -> Report:
@@ -26,6 +31,7 @@ def assemble(results: str | Path) -> Report:
     synthetic_section(body, results)
     classification_section(body, results)
     localisation_section(body, results)
+    label_shift_section(body, results)
     report.add("h2", "Verdicts")
     report.add("table", ["claim", "statement", "verdict", "reason"],
                [[c.key, c.statement, c.verdict, c.reason] for c in body.claims])
