@@ -157,22 +157,21 @@ def test_stage_end_to_end(tmp_path, monkeypatch):
     task = grid.synthetic_task({"synthetic": {"gaussian": {"class_counts": {"imbalanced": [200, 400, 600, 800, 1000]},
                                                            "mean_unit": 2.0}}}, "gaussian", 2, "imbalanced")
     torch.manual_seed(0)  # untrained networks: the stage's plumbing, not its numbers (those: the tests above)
-    classifiers = [InMemoryClassifier(name, 0, tuple(task["class_counts"]), SimpleNamespace(model=MLP(2, 5, hidden=(8,))))
+    counts = tuple(task["class_counts"])
+    classifiers = [InMemoryClassifier(name, 0, counts, SimpleNamespace(model=MLP(2, 5, hidden=(8,))))
                    for name in ("softmax", "pc_softmax")]
     monkeypatch.setattr(stage, "load_synthetic", lambda path: classifiers)
     outputs = {"rows": tmp_path / "shifts.parquet", "summary": tmp_path / "summary.parquet",
                "metrics": tmp_path / "metrics.json", "accuracy_figure": tmp_path / "accuracy.png",
                "prior_figure": tmp_path / "priors.png"}
-    stage.evaluate(study=STUDY, seed=0, synthetic_tasks=[{"task": task, "setting": "d2-imbalanced"}],
-                   inputs={"logits": [str(tmp_path / "logits.npz")], "classifiers": ["classifiers.pt"]},
-                   outputs={"rows": outputs["rows"]})
+    stage.run(study=STUDY, seed=0, synthetic_tasks=[{"task": task, "setting": "d2-imbalanced"}],
+              inputs={"logits": [str(tmp_path / "logits.npz")], "classifiers": ["classifiers.pt"]}, outputs=outputs)
     table = pd.read_parquet(outputs["rows"])
     assert set(table.columns) == set(stage.SHIFTS_COLUMNS)
     mnist = table[table["dataset"] == "mnist"]
     assert len(mnist) == 2 * 3 * 2 * 5  # runs × priors × draws × rules
     assert len(table[table["dataset"] == "gaussian"]) == 2 * 3 * 1 * 5
     assert table["params_hash"].notna().all() and mnist["bayes_acc"].isna().all()
-    stage.summarise(inputs={"rows": outputs["rows"]}, outputs=outputs)
     summary = pd.read_parquet(outputs["summary"])
     assert list(summary.columns) == list(stage.SUMMARY_COLUMNS)
     verdicts = json.loads(outputs["metrics"].read_text())

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from softmax_mi.label_shift.verdicts import figure_setting
 from softmax_mi.plots import outside_legend, panel_grid, save_figure
 
 RULE_LABELS = {
@@ -18,18 +18,6 @@ RULE_LABELS = {
     "posthoc_la": "post-hoc LA f − τ·log π",
 }
 LOSSES = ("softmax", "pc_softmax")
-
-
-def figure_setting(settings: list[str]) -> str:
-    """The training setting a dataset's panels show: the most imbalanced (largest -r ratio; synthetic: the
-    imbalanced setting of the smallest dimension), else the first."""
-    def key(setting: str) -> tuple:
-        ratio = re.search(r"-r(\d+(?:\.\d+)?)", setting)
-        dim = re.match(r"d(\d+)-", setting)
-        return ("imbalanced" in setting or ratio is not None, float(ratio.group(1)) if ratio else 0.0,
-                -int(dim.group(1)) if dim else 0, setting)
-
-    return max(settings, key=key)
 
 
 def plot_accuracy_vs_ratio(summary: pd.DataFrame, target: str | Path) -> None:

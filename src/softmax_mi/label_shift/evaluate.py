@@ -14,12 +14,14 @@ NAN_COLUMNS = ("q_l1", "q_kl", "mi_estimate")
 
 
 def evaluate_shift(logits, labels, train_counts: Sequence[float], weight, test_prior: Sequence[float],
-                   rules: Sequence[str] = RULES, *, val_logits=None, val_labels=None, tau: float = 1.0,
+                   rules: Sequence[str] | None = None, *, val_logits=None, val_labels=None, tau: float = 1.0,
                    em: dict | None = None, bbse: dict | None = None, shots: Sequence[int] = SHOTS,
                    bins: int = ECE_BINS) -> dict[str, dict[str, np.ndarray]]:
     """Each rule's metrics on B shifted test sets: ``logits`` (B, N, K) of models whose training class counts are
     ``train_counts`` (K,) and prior weights ``weight`` (B,) (:func:`~softmax_mi.label_shift.rules.prior_weight`),
-    ``labels`` (B, N) drawn with prior ``test_prior`` q (K,).
+    ``labels`` (B, N) drawn with prior ``test_prior`` q (K,). ``rules``: default every rule of
+    :data:`~softmax_mi.label_shift.rules.RULES` the inputs allow (``bbse`` needs ``val_logits`` (B, Nv, K) and
+    ``val_labels`` (Nv,) or (B, Nv): a labelled validation split with the training prior or any known one).
 
     Returns ``{rule: {metric: (B,) array}}`` with the metrics of
     :func:`~softmax_mi.label_shift.metrics.rule_metrics`, ``q_l1``/``q_kl`` (0 for ``known_q``, NaN for the rules that
@@ -40,6 +42,8 @@ def evaluate_shift(logits, labels, train_counts: Sequence[float], weight, test_p
     if val_logits is not None:
         val_logits = torch.as_tensor(val_logits, dtype=torch.float32)
         val_labels = torch.as_tensor(val_labels, dtype=torch.long)
+    if rules is None:
+        rules = [rule for rule in RULES if rule != "bbse" or val_logits is not None]
     results = apply_rules(list(rules), logits, labels, log_pi, weight, q, val_logits=val_logits,
                           val_labels=val_labels, tau=tau, em=em, bbse=bbse)
     out: dict[str, dict[str, np.ndarray]] = {}

@@ -147,7 +147,8 @@ def evaluate_gaussian_shift(classifiers: Sequence[FittedClassifier], task: Gauss
     for spec in priors:
         q = shifted_prior(counts, *spec)
         exact[spec] = (q, truth.bayes_accuracy(q), truth.mutual_information(q),
-                       {"softmax": truth.softmax_readout_bias(q, task.prior), "pc_softmax": truth.marginal_kl(q, task.prior)})
+                       {"softmax": truth.softmax_readout_bias(q, task.prior),
+                        "pc_softmax": truth.marginal_kl(q, task.prior)})
     rows = []
     for seed in sorted({int(classifier.seed) for classifier in classifiers}):
         val = ShiftedDraws.validation(task, seed, val_size)

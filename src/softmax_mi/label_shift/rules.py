@@ -53,7 +53,8 @@ def prior_weight(loss: str, tau: float | None = None) -> float:
     return PRIOR_WEIGHTS[loss]
 
 
-def prior_free_logits(logits: torch.Tensor, log_train_prior: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
+def prior_free_logits(logits: torch.Tensor, log_train_prior: torch.Tensor,
+                      weight: torch.Tensor | float) -> torch.Tensor:
     """g = f − w·log π for logits (B, N, K), log π (K,) or (B, K), w a float or (B,)."""
     weight = torch.as_tensor(weight, dtype=logits.dtype, device=logits.device).reshape(-1, 1, 1)
     return logits - weight * _batched(log_train_prior, logits)[:, None, :]

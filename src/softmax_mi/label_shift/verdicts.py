@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import math
+import re
 
-import numpy as np
 import pandas as pd
 
 ACC_TOLERANCE = 0.005  # fraction (0.5 points)
@@ -103,7 +103,13 @@ def verdicts(summary: pd.DataFrame) -> dict:
                            "recovery_share": RECOVERY_SHARE}}
 
 
-def worst(values: pd.Series) -> float:
-    """The entry of largest magnitude (NaN for none)."""
-    values = values.dropna()
-    return float(values.loc[values.abs().idxmax()]) if len(values) else float(np.nan)
+def figure_setting(settings: list[str]) -> str:
+    """The training setting a dataset's panels show: the most imbalanced (largest -r ratio; synthetic: the
+    imbalanced setting of the smallest dimension), else the first."""
+    def key(setting: str) -> tuple:
+        ratio = re.search(r"-r(\d+(?:\.\d+)?)", setting)
+        dim = re.match(r"d(\d+)-", setting)
+        return ("imbalanced" in setting or ratio is not None, float(ratio.group(1)) if ratio else 0.0,
+                -int(dim.group(1)) if dim else 0, setting)
+
+    return max(settings, key=key)

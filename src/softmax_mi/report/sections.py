@@ -258,8 +258,7 @@ def _yes(flag) -> str:
 
 def label_shift_section(report: Report, results: Path) -> None:
     """Issue 15 (beyond the paper): every trained model under test priors q ≠ π, its computed verdicts."""
-    from softmax_mi.label_shift.verdicts import ACC_TOLERANCE, MI_TOLERANCE, RECOVERY_SHARE, verdicts
-    from softmax_mi.plots_label_shift import figure_setting
+    from softmax_mi.label_shift.verdicts import ACC_TOLERANCE, MI_TOLERANCE, RECOVERY_SHARE, figure_setting, verdicts
 
     report.add("h2", "4. Label shift: test priors unlike the training prior (beyond the paper)")
     summary = read_summary(report, results, "label_shift")

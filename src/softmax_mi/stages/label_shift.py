@@ -1,7 +1,8 @@
-"""Pipeline stages of the label-shift study (issue 15): no training, only the logits the other parts already write.
+"""Pipeline stage of the label-shift study (issue 15): no training, only the logits the other parts already write.
 
-evaluate (one job: every classification setting's ``logits.npz`` and every synthetic setting's classifiers →
-results/label_shift/shifts.parquet) → summarise (summary table, headline metrics, figures).
+One job (:func:`run`, a process start is ≈ 3 s of the budget): evaluate (every classification setting's
+``logits.npz`` and every synthetic setting's classifiers → results/label_shift/shifts.parquet), then summarise
+(summary table, verdicts, figures).
 """
 
 from __future__ import annotations
@@ -26,13 +27,15 @@ METRIC_COLUMNS = {
     "micro_acc": "accuracy on the shifted test set, fraction",
     "macro_acc": "mean per-class accuracy over the classes present, fraction",
     "many_acc": "mean per-class accuracy of the classes with > shots[1] training examples, fraction (NaN: none)",
-    "medium_acc": "mean per-class accuracy of the classes with shots[0]..shots[1] training examples, fraction (NaN: none)",
+    "medium_acc": "mean per-class accuracy of the classes with shots[0]..shots[1] training examples, fraction "
+                  "(NaN: none)",
     "few_acc": "mean per-class accuracy of the classes with < shots[0] training examples, fraction (NaN: none)",
     "nll": "mean −log posterior of the true label under the rule's posterior (softmax of its decision logits), nats",
     "ece": "expected calibration error of the rule's top-1 confidence, ece_bins equal-width bins, fraction",
     "q_l1": "L1 distance Σ|q̂ − q| of the rule's test prior from the true one (0 for known_q; NaN: the rule sets none)",
     "q_kl": "KL(q ‖ q̂) of the rule's test prior from the true one, nats (NaN: the rule sets none)",
-    "mi_estimate": "MI read-out under the rule's prior p: mean of log softmax(g + log p)_y − log p_y, nats (argmax: the "
+    "mi_estimate": "MI read-out under the rule's prior p: mean of log softmax(g + log p)_y − log p_y, nats (argmax: "
+                   "the "
                    "paper's read-out blind to the shift, log K − CE for softmax, log PC_y with π otherwise; "
                    "posthoc_la: NaN)",
 }
@@ -99,7 +102,10 @@ def load_logits(path: str | Path) -> dict:
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: not a readable logits file ({error})") from None
     runs = [RunId.from_dict(run) for run in json.loads(str(arrays.pop("runs")))]
-    k = arrays["train_counts"].shape[0]
+    counts = arrays["train_counts"]
+    if counts.ndim != 1 or len(counts) < 2 or (counts <= 0).any():
+        raise ValueError(f"{path}: train_counts must be one positive count per class (K,), got {counts.tolist()}")
+    k = counts.shape[0]
     for split in ("val", "test"):
         logits, labels = arrays[f"{split}_logits"], arrays[f"{split}_labels"]
         if logits.ndim != 3 or logits.shape[0] != len(runs) or logits.shape[2] != k:
@@ -238,6 +244,12 @@ def summarise_shifts(table: pd.DataFrame) -> pd.DataFrame:
                     **aggregate_provenance()),
     ], axis=1).reset_index()
     return summary[list(SUMMARY_COLUMNS)]
+
+
+def run(*, study: dict, seed: int, synthetic_tasks: list[dict], inputs: dict, outputs: dict) -> None:
+    """:func:`evaluate` then :func:`summarise`, in one process."""
+    evaluate(study=study, seed=seed, synthetic_tasks=synthetic_tasks, inputs=inputs, outputs=outputs)
+    summarise(inputs={"rows": outputs["rows"]}, outputs=outputs)
 
 
 def summarise(*, inputs: dict, outputs: dict) -> None:
