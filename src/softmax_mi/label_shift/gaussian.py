@@ -152,13 +152,15 @@ def evaluate_gaussian_shift(classifiers: Sequence[FittedClassifier], task: Gauss
     rows = []
     for seed in sorted({int(classifier.seed) for classifier in classifiers}):
         val = ShiftedDraws.validation(task, seed, val_size)
+        of_seed = [c for c in classifiers if int(c.seed) == seed]
+        val_logits = [val.logits(c).expand(n_draws, -1, -1) for c in of_seed]
         for spec in priors:
             q, bayes_acc, mi_true, blind_bias = exact[spec]
             draws = ShiftedDraws.test(task, seed, spec, q, test_size, n_draws)
-            for classifier in (c for c in classifiers if int(c.seed) == seed):
+            for classifier, classifier_val in zip(of_seed, val_logits):
                 results = evaluate_shift(draws.logits(classifier), draws.y, counts,
                                          [prior_weight(classifier.estimator)] * n_draws, q, rules,
-                                         val_logits=val.logits(classifier).expand(n_draws, -1, -1), val_labels=val.y,
+                                         val_logits=classifier_val, val_labels=val.y,
                                          tau=tau, em=em, bbse=bbse, shots=shots, bins=bins)
                 common = {"estimator": classifier.estimator, "seed": seed, "profile": spec[0],
                           "ratio": float(spec[1]), "decay": spec[2], "n_test": draws.y.shape[1],
