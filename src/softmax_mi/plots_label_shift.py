@@ -22,14 +22,17 @@ LOSSES = ("softmax", "pc_softmax")
 
 def plot_accuracy_vs_ratio(summary: pd.DataFrame, target: str | Path) -> None:
     """Micro accuracy against the test prior (backward 1/ρ … uniform 1 … forward ρ, log axis), one line per rule,
-    one panel per dataset × loss (softmax, PC-softmax) on the dataset's most imbalanced setting; the exact Bayes
-    accuracy dashed where known (synthetic)."""
-    rows = summary[summary["loss"].isin(LOSSES) & summary["tau"].isna()]
+    one panel per dataset × loss (softmax and PC-softmax, else the first two losses) on the dataset's most
+    imbalanced setting; the exact Bayes accuracy dashed where known (synthetic)."""
     panels = []
-    for dataset, frame in rows.groupby("dataset", sort=True):
+    for dataset, frame in summary.groupby("dataset", sort=True):
         setting = figure_setting(sorted(frame["setting"].unique()))
-        panels += [((dataset, setting, loss), part) for loss, part in
-                   frame[frame["setting"] == setting].groupby("loss", sort=True)]
+        frame = frame[frame["setting"] == setting]
+        runs = [(loss, tau) for (loss, tau), _ in frame.groupby(["loss", "tau"], sort=True, dropna=False)]
+        shown = [run for run in runs if run[0] in LOSSES and run[1] != run[1]] or runs[:2]  # softmax, PC-softmax
+        panels += [((dataset, setting, loss if tau != tau else f"{loss} τ={tau:g}"),
+                    frame[(frame["loss"] == loss) & (frame["tau"].isna() if tau != tau else frame["tau"] == tau)])
+                   for loss, tau in shown]
     figure, axes = panel_grid(len(panels), panel_height=2.8)
     for axis, ((dataset, setting, loss), frame) in zip(axes, panels):
         for rule, part in frame.groupby("rule", sort=False):

@@ -308,18 +308,24 @@ def label_shift_section(report: Report, results: Path) -> None:
                              "shift-blind read-out − I_q (nats)", "max |blind − predicted bias| (nats)"], table)
         report.add("p", SHIFT_BIAS)
 
-    real = summary[summary["mi_true_mean"].isna() & summary["loss"].isin(["softmax", "pc_softmax"])
-                   & summary["tau"].isna()]
+    real = summary[summary["mi_true_mean"].isna()].assign(tau_key=lambda frame: frame["tau"].fillna(-1.0))
     for dataset, frame in real.groupby("dataset", sort=True):
         setting = figure_setting(sorted(frame["setting"].unique()))
         frame = frame[frame["setting"] == setting]
         priors = frame[["signed_ratio", "profile", "ratio"]].drop_duplicates().sort_values("signed_ratio")
-        head = ["loss", "rule"] + [f"{p} {r:g}" if p != "uniform" else "uniform" for _, p, r in
-                                   priors.itertuples(index=False)]
-        cells = frame.set_index(["loss", "rule", "signed_ratio"])
-        table = [[loss, rule] + [pm(*cells.loc[(loss, rule, x), ["micro_acc_mean", "micro_acc_std"]], 2, 100)
-                                 if (loss, rule, x) in cells.index else "—" for x in priors["signed_ratio"]]
-                 for loss, rule in frame[["loss", "rule"]].drop_duplicates().itertuples(index=False)]
-        report.add("h3", f"{dataset}, training setting {setting}: micro accuracy (%) by test prior")
+        head = ["loss", "rule", "seeds"] + [f"{p} {r:g}" if p != "uniform" else "uniform" for _, p, r in
+                                            priors.itertuples(index=False)]
+        cells = frame.set_index(["loss", "tau_key", "rule", "signed_ratio"]).sort_index()
+        table = []
+        for loss, tau, rule in frame[["loss", "tau_key", "rule"]].drop_duplicates().itertuples(index=False):
+            row = [_loss_name(loss, tau if tau >= 0 else None), rule,
+                   str(int(cells.loc[(loss, tau, rule), "n_seeds"].min()))]
+            for x in priors["signed_ratio"]:
+                key = (loss, tau, rule, x)
+                row.append(pm(*cells.loc[key, ["micro_acc_mean", "micro_acc_std"]], 2, 100) if key in cells.index
+                           else "—")
+            table.append(row)
+        report.add("h3", f"{dataset}, training setting {setting}: micro accuracy (%) by test prior, mean ± std over "
+                         f"seeds (other settings: the summary table)")
         report.add("table", head, table)
     figures(report, results, "label_shift")
