@@ -153,4 +153,4 @@ def test_benchmark_verdicts_follow_the_data(tmp_path, gaps, covered, expected):
     verdicts = {c.key: c.verdict for c in report.claims}
     assert (verdicts["BM1"], verdicts["BM2"]) == expected
     text = (tmp_path / "report.md").read_text()
-    assert "## 4. A discrete-label MI benchmark" in text and not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
+    assert "## 5. A discrete-label MI benchmark" in text and not re.search(r"\bnan\b", text, flags=re.IGNORECASE)

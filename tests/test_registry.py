@@ -40,6 +40,10 @@ SCHEMA_ENUMS = {
     "classification.cub.backbone": registry.FEATURE_BACKBONES,
     "classification.cub.settings[]": registry.CLS_SETTINGS,
     "classification.cub.losses[]": registry.LOSSES,
+    "label_shift.profiles[]": registry.SHIFT_PROFILES,
+    "label_shift.decays[]": registry.SHIFT_DECAYS,
+    "label_shift.rules[]": registry.SHIFT_RULES,
+    "label_shift.synthetic.balances[]": registry.BALANCES,
 }
 # enums of plain options, not names of things the library implements
 OPTION_ENUMS = {"device", "$defs.dataset_switch", "$defs.neural_training.select", "$defs.wsol_training.optimizer"}

@@ -20,7 +20,7 @@ from softmax_mi.stages import synthetic as synthetic_stage
 from softmax_mi.summaries import summarise_classification, summarise_localisation, summarise_synthetic
 
 SECTIONS = ["## Verdicts", "## 1. Softmax cross-entropy as an MI estimator", "## 2. PC-softmax on imbalanced",
-            "## 3. infoCAM for weakly-supervised localisation", "## 4. A discrete-label MI benchmark"]
+            "## 3. infoCAM for weakly-supervised localisation", "## 4. Label shift", "## 5. A discrete-label MI benchmark"]
 BENCHMARK_MISSING = "results/benchmark/estimates.parquet missing"
 PRIOR = np.array([1, 2, 3, 4, 5]) / 15
 H_Y = float(-(PRIOR * np.log(PRIOR)).sum())

@@ -16,6 +16,9 @@ Library entry points (usable without the pipeline):
   GAP + linear classifier (hooks, context manager; the same numbers as :mod:`softmax_mi.cam`)
 - :mod:`softmax_mi.localisation.score` ``score_maps``: WSOL scores (GT-known / Top-1 loc, MaxBoxAcc, MaxBoxAccV2) of
   any maps, under this project's convention or clovaai/wsolevaluation's (``protocol="wsolevaluation"``)
+- :mod:`softmax_mi.label_shift`  label shift: test priors q ≠ π, shifted subsets, the decision rules under q (known,
+  EM- or BBSE-estimated, post-hoc logit adjustment), their metrics and the MI read-out under q; the exact truth of
+  the synthetic Gaussian task under any q
 - :mod:`softmax_mi.localise`    ``Localiser``: top-k classes, CAM / infoCAM maps, boxes and overlays for image files,
   with the shipped EfficientNet-Lite0 ImageNet weights, a torchvision ResNet checkpoint or any GAP classifier
 
@@ -30,7 +33,9 @@ __version__ = "0.1.0"
 _LOCATIONS = {
     "CAM": "extractors",
     "ClassBalancedLoss": "loss_modules",
+    "GaussianShiftTruth": "label_shift.gaussian",
     "InfoCAM": "extractors",
+    "InMemoryClassifier": "label_shift.gaussian",
     "InfoCAMLeastLikely": "extractors",
     "LDAMLoss": "loss_modules",
     "Localiser": "localise",
@@ -38,9 +43,16 @@ _LOCATIONS = {
     "MIEstimate": "mi",
     "PCSoftmaxLoss": "loss_modules",
     "WSOLScores": "localisation.score",
+    "bbse_prior": "label_shift.rules",
+    "em_prior": "label_shift.rules",
+    "evaluate_gaussian_shift": "label_shift.gaussian",
+    "evaluate_shift": "label_shift.evaluate",
     "mi_from_features": "estimators.held_out",
     "mi_from_logits": "mi",
+    "prior_weight": "label_shift.rules",
     "score_maps": "localisation.score",
+    "shifted_prior": "label_shift.priors",
+    "shifted_subset": "label_shift.priors",
 }
 
 __all__ = sorted(_LOCATIONS)

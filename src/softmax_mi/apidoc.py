@@ -24,6 +24,10 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Maps": ("torchcam-style extractors for any classifier whose head is global average pooling + a linear layer, "
              "and `Localiser`: classes, maps, boxes and overlays for images.",
              ("CAM", "InfoCAM", "InfoCAMLeastLikely", "Localiser")),
+    "Label shift": ("Test priors unlike the training prior: shifted test sets, the decision rules under a known or "
+                    "estimated prior q, their metrics and the MI read-out under q (softmax_mi.label_shift).",
+                    ("shifted_prior", "shifted_subset", "prior_weight", "evaluate_shift", "em_prior", "bbse_prior",
+                     "GaussianShiftTruth", "evaluate_gaussian_shift", "InMemoryClassifier")),
     "Losses": ("`nn.Module` losses built from the training class counts (`nn.CrossEntropyLoss` is plain softmax).",
                ("PCSoftmaxLoss", "LogitAdjustedLoss", "ClassBalancedLoss", "LDAMLoss")),
     "Mutual information": ("A trained classifier read as an MI estimator, with a confidence interval (nats).",

@@ -169,6 +169,28 @@ def cls_gather_runs(params: Params, datasets: list[str], cub_runs: bool) -> list
     return cls_jobs(params, datasets) + [("cub", setting, loss) for setting, loss in cub_head_jobs(params, cub_runs)]
 
 
+# ------------------------------------------------------------------------------------------ label shift (issue 15)
+
+
+def label_shift_logits(params: Params, datasets: list[str]) -> list[tuple[str, str]]:
+    """(dataset, setting) of every standard-protocol setting whose test logits the label-shift study reads
+    (``datasets``: those in use, cls_datasets)."""
+    standard = params["classification"]["standard"]
+    return [(dataset, f"{profile}-r{ratio:g}") for dataset in standard["datasets"] if dataset in datasets
+            for profile in standard["profiles"] for ratio in standard["ratios"]]
+
+
+def label_shift_synthetic(params: Params) -> list[dict[str, Any]]:
+    """The Gaussian settings whose classifiers the label-shift study reads: ``label_shift.synthetic`` dims and
+    balances that Part 1 also runs with both classifier estimators; each ``{"setting", "task"}``."""
+    shift, gaussian = params["label_shift"]["synthetic"], params["synthetic"]["gaussian"]
+    if not {"softmax", "pc_softmax"} <= set(params["synthetic"]["estimators"]):
+        return []
+    return [{"setting": f"d{dim}-{balance}", "task": synthetic_task(params, "gaussian", dim, balance)}
+            for dim in shift["dims"] if dim in gaussian["dims"]
+            for balance in shift["balances"] if balance in gaussian["class_counts"]]
+
+
 # ----------------------------------------------------------------------------- user datasets (CUB, Tiny-ImageNet)
 
 

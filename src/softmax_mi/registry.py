@@ -32,6 +32,11 @@ IMBALANCE_PROFILES = ("step", "exponential")  # the standard long-tail protocol'
 MNIST_DATASETS = ("mnist", "fashion_mnist")
 FEATURE_BACKBONES = ("efficientnet_lite0", "resnet50", "inception_v3")  # frozen CUB feature extractors
 
+# label shift (issue 15): test priors and decision rules (softmax_mi.label_shift)
+SHIFT_PROFILES = ("forward", "uniform", "backward")
+SHIFT_DECAYS = ("step", "exponential")
+SHIFT_RULES = ("argmax", "known_q", "em", "bbse", "posthoc_la")
+
 # weakly-supervised localisation (docs/paper.md §4)
 WEIGHT_METHODS = ("cam", "infocam", "infocam_full", "infocam_noregion", "infocam_leastlikely")
 CAM_METHODS = (*WEIGHT_METHODS, "gradcam")

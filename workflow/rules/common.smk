@@ -145,6 +145,20 @@ def cub_cls_requested(wildcards):
     return [f"{leaf}/metrics.parquet" for leaf in leaves] + [f"{leaf}/per_class.parquet" for leaf in leaves]
 
 
+def label_shift_input(kind):
+    """label_shift.smk: the standard protocol's logits files (kind "logits") or Part 1's saved Gaussian classifiers
+    (kind "classifiers", in the order of grid.label_shift_synthetic)."""
+
+    def files(wildcards):
+        if kind == "classifiers":
+            return [f"models/synthetic/gaussian/{entry['setting']}/classifiers.pt"
+                    for entry in grid.label_shift_synthetic(config)]
+        datasets, _ = grid.cls_datasets(config)
+        return [f"models/classification/{d}/{s}/logits.npz" for d, s in grid.label_shift_logits(config, datasets)]
+
+    return files
+
+
 def wsol_data(dataset):
     """localisation.smk: the dataset's folder in the softmax_mi.data.wsol format (images + one row per image)."""
     if dataset == config["localisation"]["data"]["name"]:  # the embedded one, built by localisation_dataset

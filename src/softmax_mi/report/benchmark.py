@@ -174,7 +174,7 @@ def headline_sentences(estimates: pd.DataFrame, summary: pd.DataFrame) -> list[s
 
 def benchmark_section(report: Report, results: Path) -> None:
     """Section 4: the benchmark's headline answers, tables, figures and verdicts BM1, BM2."""
-    report.add("h2", "4. A discrete-label MI benchmark (issue 16)")
+    report.add("h2", "5. A discrete-label MI benchmark (beyond the paper)")
     missing = [rel for rel in (ESTIMATES, SUMMARY) if not (results / rel).exists()]
     if missing:
         reason = f"results/{missing[0]} missing"

@@ -11,7 +11,12 @@ from softmax_mi.report.benchmark import benchmark_section
 from softmax_mi.report.claims import headline
 from softmax_mi.report.document import Report
 from softmax_mi.report.render import to_html, to_markdown
-from softmax_mi.report.sections import classification_section, localisation_section, synthetic_section
+from softmax_mi.report.sections import (
+    classification_section,
+    label_shift_section,
+    localisation_section,
+    synthetic_section,
+)
 
 
 def assemble(results: str | Path) -> Report:
@@ -27,6 +32,7 @@ def assemble(results: str | Path) -> Report:
     synthetic_section(body, results)
     classification_section(body, results)
     localisation_section(body, results)
+    label_shift_section(body, results)
     benchmark_section(body, results)
     report.add("h2", "Verdicts")
     report.add("table", ["claim", "statement", "verdict", "reason"],
