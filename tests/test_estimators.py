@@ -17,7 +17,7 @@ from softmax_mi.estimators import ESTIMATORS, NEURAL, LabeledSample, build_estim
 from softmax_mi.estimators.knn import ross_mi
 from softmax_mi.estimators.variational import MINE, dv_bound, infonce_bound, nwj_bound
 
-FAST_TRAINING = {"epochs": 15, "batch_size": 250, "lr": 3e-3}
+FAST_TRAINING = {"epochs": 15, "batch_size": 250, "lr": 3e-3, "min_steps": 0, "patience": None}  # fixed
 VARIATIONAL = ["mine", "nwj", "infonce"]
 K = 5
 

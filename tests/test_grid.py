@@ -40,9 +40,10 @@ def test_synthetic_grid_keeps_sklearn_knn_at_d1_only():
                                                ("uniform", 1, "balanced")]
     assert grid.synthetic_estimators(params, 1) == ["softmax", "knn", "sklearn_knn"]
     assert grid.synthetic_estimators(params, 4) == ["softmax", "knn"]
-    jobs = grid.synthetic_jobs(params)
-    assert ("gaussian", 4, "balanced", "sklearn_knn") not in jobs and ("uniform", 1, "balanced", "sklearn_knn") in jobs
-    assert len(jobs) == 3 * 3 + 2 * 2
+    assert list(grid.synthetic_estimator_settings(params, 4)) == ["softmax", "knn"]
+    assert grid.synthetic_estimator_settings(params, 1)["sklearn_knn"] == {}
+    assert grid.synthetic_trains(params, 4)
+    assert not grid.synthetic_trains({"synthetic": {**SYNTHETIC, "estimators": ["knn", "sklearn_knn"]}}, 1)
 
 
 def test_synthetic_uniform_task_can_be_switched_off():
