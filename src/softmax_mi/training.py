@@ -68,7 +68,7 @@ class TrainConfig:
     min_steps: int = 540
     max_epochs: int | None = 100
     patience: int | None = 2
-    min_delta: float = 0.001
+    min_delta: float = 0.005
     seed: int = 0
     device: str = "cpu"
 
