@@ -151,3 +151,9 @@ def test_dataset_unavailable_says_why(enabled, expected):
                                                           "folder": "CUB", "md5": None, "image_size": 64}}}
     assert expected in grid.dataset_unavailable(params, "cub")
     assert grid.dataset_settings(params, "cub") == {"md5": None, "image_size": 64}
+
+
+def test_an_estimator_section_overrides_the_shared_stopping_rule():
+    params = {"synthetic": {**SYNTHETIC, "neural": {"min_steps": 540, "patience": 2}, "nwj": {"min_steps": 720}}}
+    assert grid.estimator_settings(params, "nwj") == {"min_steps": 720, "patience": 2}
+    assert grid.estimator_settings(params, "softmax") == {"min_steps": 540, "patience": 2, "hidden": 8}
