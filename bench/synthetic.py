@@ -35,7 +35,8 @@ def budgets(name: str, epochs: list[int], test: LabeledSample):
     """(label, settings, evaluation sample) per budget: epochs for trained estimators, sample size for kNN."""
     if name in NEURAL:
         for n in epochs:
-            yield f"{n} ep", {"epochs": n, "batch_size": 500, "lr": 1e-3, "val_fraction": 0.1, "select": "best_val"}, test
+            yield f"{n} ep", {"epochs": n, "batch_size": 500, "lr": 1e-3, "val_fraction": 0.1, "select": "best_val",
+                              "min_steps": 0, "patience": None}, test  # a fixed budget: no floor, no early stop
     else:
         for n in (1000, 3000, len(test)):
             yield f"n={n}", {"k": 3}, test.subset(torch.arange(n))

@@ -17,7 +17,7 @@ from softmax_mi.estimators import ESTIMATORS, NEURAL, LabeledSample, build_estim
 from softmax_mi.estimators.knn import ross_mi
 from softmax_mi.estimators.variational import MINE, dv_bound, infonce_bound, nwj_bound
 
-FAST_TRAINING = {"epochs": 15, "batch_size": 250, "lr": 3e-3}
+FAST_TRAINING = {"epochs": 15, "batch_size": 250, "lr": 3e-3, "min_steps": 0, "patience": None}  # fixed
 VARIATIONAL = ["mine", "nwj", "infonce"]
 K = 5
 
@@ -258,3 +258,39 @@ def test_knn_subsamples_reproducibly(paper_gaussian_d1):
     second = build_estimator("knn", settings={"max_samples": 500}, seed=7).estimate(test)
     assert first.details["n_samples"] == 500
     assert first.value == second.value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Saved classifiers (softmax_mi.estimators.classifier.save_classifiers / load_classifiers)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_saved_classifiers_load_with_weights_only_and_give_the_same_logits(tmp_path, paper_gaussian_d1):
+    from softmax_mi.estimators.classifier import load_classifiers, save_classifiers
+
+    train, test, _ = paper_gaussian_d1
+    fitted = [estimator(name, epochs=1).fit(train) for name in ("softmax", "pc_softmax")]
+    path = tmp_path / "classifiers.pt"
+    save_classifiers([model.checkpoint(seed=7) for model in fitted], path)
+    assert torch.load(path, weights_only=True)["classifiers"][0]["estimator"] == "softmax"
+    loaded = load_classifiers(path)
+    assert [(c.estimator, c.seed) for c in loaded] == [("softmax", 7), ("pc_softmax", 7)]
+    for model, clf in zip(fitted, loaded):
+        assert torch.equal(clf.train_counts, train.class_counts())
+        assert torch.allclose(clf.logits(test.x[:50]), model.model(test.x[:50]))
+
+
+def test_load_classifiers_names_the_file_on_a_bad_checkpoint(tmp_path):
+    from softmax_mi.estimators.classifier import load_classifiers
+    from softmax_mi.io import CheckpointError
+
+    other = tmp_path / "other.pt"
+    torch.save({"model": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="other.pt: not a saved-classifiers file"):
+        load_classifiers(other)
+    broken = tmp_path / "broken.pt"
+    torch.save({"format": "softmax_mi.classifiers/1", "classifiers": [{"estimator": "softmax"}]}, broken)
+    with pytest.raises(CheckpointError, match="broken.pt: classifier 0 is malformed"):
+        load_classifiers(broken)
+    with pytest.raises(CheckpointError, match="missing.pt: no such checkpoint"):
+        load_classifiers(tmp_path / "missing.pt")

@@ -40,9 +40,10 @@ def test_synthetic_grid_keeps_sklearn_knn_at_d1_only():
                                                ("uniform", 1, "balanced")]
     assert grid.synthetic_estimators(params, 1) == ["softmax", "knn", "sklearn_knn"]
     assert grid.synthetic_estimators(params, 4) == ["softmax", "knn"]
-    jobs = grid.synthetic_jobs(params)
-    assert ("gaussian", 4, "balanced", "sklearn_knn") not in jobs and ("uniform", 1, "balanced", "sklearn_knn") in jobs
-    assert len(jobs) == 3 * 3 + 2 * 2
+    assert list(grid.synthetic_estimator_settings(params, 4)) == ["softmax", "knn"]
+    assert grid.synthetic_estimator_settings(params, 1)["sklearn_knn"] == {}
+    assert grid.synthetic_trains(params, 4)
+    assert not grid.synthetic_trains({"synthetic": {**SYNTHETIC, "estimators": ["knn", "sklearn_knn"]}}, 1)
 
 
 def test_synthetic_uniform_task_can_be_switched_off():
@@ -150,3 +151,9 @@ def test_dataset_unavailable_says_why(enabled, expected):
                                                           "folder": "CUB", "md5": None, "image_size": 64}}}
     assert expected in grid.dataset_unavailable(params, "cub")
     assert grid.dataset_settings(params, "cub") == {"md5": None, "image_size": 64}
+
+
+def test_an_estimator_section_overrides_the_shared_stopping_rule():
+    params = {"synthetic": {**SYNTHETIC, "neural": {"min_steps": 540, "patience": 2}, "nwj": {"min_steps": 720}}}
+    assert grid.estimator_settings(params, "nwj") == {"min_steps": 720, "patience": 2}
+    assert grid.estimator_settings(params, "softmax") == {"min_steps": 540, "patience": 2, "hidden": 8}

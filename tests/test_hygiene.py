@@ -82,7 +82,7 @@ def run_tree(tmp_path):
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # no user-wide excludes
     subprocess.run(["git", "init", "-q", str(root)], check=True, env=env)
     subprocess.run(["git", "add", ".gitignore", ".dvc/.gitignore"], cwd=root, check=True, env=env)
-    leftovers = ["logs/synthetic/gaussian/d1-balanced/sample.log", ".snakemake/log/run.snakemake.log",
+    leftovers = ["logs/synthetic/gaussian/d1-balanced/estimate.log", ".snakemake/log/run.snakemake.log",
                  ".snakemake/metadata/cmVzdWx0cw", "dvc_plots/index.html", ".dvc/tmp/lock", ".dvc/cache/files/md5/x",
                  "data/raw/fashion-mnist/train-images-idx3-ubyte.gz", "build/lib/x.py", "dist/softmax_mi.whl",
                  "src/softmax_mi/__pycache__/cli.cpython-311.pyc"]

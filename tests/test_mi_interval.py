@@ -256,7 +256,7 @@ def test_mi_from_features_is_the_estimators_number_with_an_interval():
     from softmax_mi.estimators.held_out import mi_from_features, stratified_split
 
     x, y = two_gaussians()
-    settings = {"epochs": 4, "hidden": [16], "batch_size": 100}
+    settings = {"epochs": 4, "hidden": [16], "batch_size": 100, "min_steps": 0, "patience": None}  # fixed, short
     result = mi_from_features(x, y, estimator="pc_softmax", test_fraction=0.25, seed=2, settings=settings)
     train_index, test_index = stratified_split(torch.as_tensor(y), 0.25, 2)
     train = LabeledSample.from_arrays(x[train_index], y[train_index], 2)

@@ -242,3 +242,11 @@ def test_dvc_exp_run_with_a_bad_value_leaves_no_folders(tmp_path):
     result = run(["dvc", "exp", "run", "-S", "classification.training.epochs=-1"], cwd=workdir, check=False)
     assert result.returncode != 0 and "classification.training.epochs" in result.stdout + result.stderr
     assert files(workdir, skip=(".git", ".dvc", ".snakemake")) == before
+
+
+def test_early_stopping_without_a_cap_is_refused_with_the_fix():
+    params = default_params()
+    params["synthetic"]["neural"].update(patience=3, max_epochs=None)
+    assert "synthetic.neural.max_epochs: null, but patience is 3 (fix: give max_epochs" in problems(params)
+    params["synthetic"]["neural"]["patience"] = None
+    validate(params)  # no early stopping: no cap needed

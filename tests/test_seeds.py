@@ -48,17 +48,13 @@ def _dry_run_jobs(workdir) -> Iterator[dict]:
 
 def _job_seeds(entry: str, kw: dict) -> Iterator[tuple[tuple, int]]:
     """(what the seed is for, the seed) of every seed a job derives, through the stages' own functions."""
-    if entry == "softmax_mi.stages.synthetic:sample":
+    if entry == "softmax_mi.stages.synthetic:estimate":  # one job per setting: its data, truth and every run
+        task = json.dumps(kw["task"], sort_keys=True)
+        yield ("truth", task, kw["truth_seed"]), synthetic.task_seed(kw["truth_seed"], "truth", kw["task"])
         for seed in kw["seeds"]:
-            yield ("sample", json.dumps(kw["task"], sort_keys=True), seed), synthetic.task_seed(seed, "sample",
-                                                                                                 kw["task"])
-    elif entry == "softmax_mi.stages.synthetic:truth":
-        yield ("truth", json.dumps(kw["task"], sort_keys=True), kw["seed"]), synthetic.task_seed(kw["seed"], "truth",
-                                                                                                  kw["task"])
-    elif entry == "softmax_mi.stages.synthetic:estimate":
-        for seed in kw["seeds"]:
-            key = ("estimate", kw["estimator"], json.dumps(kw["task"], sort_keys=True), seed)
-            yield key, synthetic.task_seed(seed, "estimate", kw["task"], kw["estimator"])
+            yield ("sample", task, seed), synthetic.task_seed(seed, "sample", kw["task"])
+            for estimator in kw["estimators"]:
+                yield ("estimate", estimator, task, seed), synthetic.task_seed(seed, "estimate", kw["task"], estimator)
     elif entry == "softmax_mi.stages.classification:split":
         yield ("split", kw["dataset"], kw["setting"], kw["seed"]), setting_seed(
             kw["seed"], "split", kw["dataset"], kw["setting"])

@@ -39,10 +39,15 @@ def synthetic_estimators(params: Params, dim: int) -> list[str]:
     return [name for name in params["synthetic"]["estimators"] if name != "sklearn_knn" or dim == 1]
 
 
-def synthetic_jobs(params: Params) -> list[tuple[str, int, str, str]]:
-    """(task, dim, balance, estimator) of every estimation job, settings first."""
-    return [(task, dim, balance, estimator) for task, dim, balance in synthetic_settings(params)
-            for estimator in synthetic_estimators(params, dim)]
+def synthetic_estimator_settings(params: Params, dim: int) -> dict[str, dict[str, Any]]:
+    """Estimator name → its settings (:func:`estimator_settings`), for every estimator that applies at ``dim``: what
+    one setting's job runs, in the configured order."""
+    return {name: estimator_settings(params, name) for name in synthetic_estimators(params, dim)}
+
+
+def synthetic_trains(params: Params, dim: int) -> bool:
+    """Whether the job of a setting at dimension ``dim`` trains a network (then it may ask for a GPU)."""
+    return any(name in registry.NEURAL_ESTIMATORS for name in synthetic_estimators(params, dim))
 
 
 def synthetic_task(params: Params, task: str, dim: int | str, balance: str) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def mi_from_logits(logits, labels, *, class_counts=None, prior=None, readout: st
     interval covers the true I(X;Y) in about 93.5 % of test sets of 300 points and 95 % at 1,000 points. With
     *trained* MLP classifiers (``bench/mi_coverage.py``, ``docs/mi_coverage.csv``, 2,500 held-out points) it covers
     the model's own E[t] in 95–98 % of seeds, and the truth only as far as the model is near Bayes-optimal: 94–97 %
-    on the Gaussian tasks trained to convergence, 86–93 % with the pipeline's 8 epochs, 0 % on the uniform task
+    on the Gaussian tasks trained to convergence, 86–93 % after 8 fixed epochs, 0 % on the uniform task
     (gap ≈ −0.1 nats). Since E[t] ≤ I(X;Y) for the PC-softmax read-out (up to KL(π‖π̂) ≈ (K − 1)/(2·n_train)
     when π̂ comes from training counts), ``low`` is a one-sided 97.5 % lower confidence bound on I(X;Y) whatever the
     gap (below the truth in 99–100 % of seeds there).

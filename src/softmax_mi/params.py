@@ -344,7 +344,8 @@ def validate(params: Mapping[str, Any], *, source: str = "params.yaml") -> None:
                 hint = _fix_hint(causes[0])
         problems.append((list(map(str, error.absolute_path)), f"{_key_path(error)}: {message} (fix: {hint})"))
     # cross-field checks only on a structurally valid mapping
-    messages = [message for _, message in sorted(problems, key=lambda item: item[0])] or _seed_count_problems(params)
+    messages = [message for _, message in sorted(problems, key=lambda item: item[0])] or (
+        _seed_count_problems(params) + _stopping_problems(params))
     if messages:
         lines = [f"{source}: invalid parameters ({len(messages)} problem{'s' * (len(messages) > 1)}):"]
         lines += [f"  - {message}" for message in messages]
@@ -365,6 +366,15 @@ def _seed_count_problems(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"benchmark.n_seeds: {wanted} is more than the {available} listed in `seeds` (fix: lower it, "
                         "or list more seeds)")
     return problems
+
+
+def _stopping_problems(params: Mapping[str, Any]) -> list[str]:
+    """Early stopping (``patience``) needs a cap on the epochs it may run to (softmax_mi.training.TrainConfig)."""
+    neural = params.get("synthetic", {}).get("neural", {})
+    if neural.get("patience") is not None and neural.get("max_epochs") is None:
+        return [f"synthetic.neural.max_epochs: null, but patience is {neural['patience']} (fix: give max_epochs, the "
+                "most epochs early stopping may run to, or set patience: null)"]
+    return []
 
 
 def params_hash(params: Mapping[str, Any]) -> str:

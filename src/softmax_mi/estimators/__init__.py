@@ -31,6 +31,8 @@ from softmax_mi.training import TrainConfig
 NEURAL = {"softmax": SoftmaxMI, "pc_softmax": PCSoftmaxMI, "mine": MINE, "infonce": InfoNCE, "nwj": NWJ}
 NONPARAMETRIC = {"knn": KNNMI, "sklearn_knn": SklearnKNNMI}
 ESTIMATORS = {**NEURAL, **NONPARAMETRIC}
+TRAIN_KEYS = tuple(name for name in TrainConfig.__dataclass_fields__ if name not in ("seed", "device"))
+"""The settings keys a neural estimator passes to :class:`~softmax_mi.training.TrainConfig`."""
 
 
 def build_estimator(
@@ -39,13 +41,14 @@ def build_estimator(
     """Instantiate estimator ``name`` from a flat settings mapping (a section of ``params.yaml``).
 
     Neural estimators take ``hidden`` plus the :class:`~softmax_mi.training.TrainConfig` fields
-    (epochs, batch_size, lr, val_fraction, select) and any estimator-specific keys; kNN ones take ``k`` etc.
+    (epochs, batch_size, lr, val_fraction, select, and the stopping rule's min_steps, max_epochs, patience,
+    min_delta) and any estimator-specific keys; kNN ones take ``k`` etc.
     """
     if name not in ESTIMATORS:
         raise KeyError(f"unknown estimator {name!r}; choose one of {sorted(ESTIMATORS)}")
     settings = dict(settings or {})
     if name in NEURAL:
-        train_keys = {"epochs", "batch_size", "lr", "val_fraction", "select"}
+        train_keys = set(TRAIN_KEYS)
         train_config = TrainConfig(
             **{k: settings.pop(k) for k in train_keys & settings.keys()}, seed=seed, device=device
         )

@@ -1,6 +1,7 @@
 """Pipeline stages of the synthetic MI experiment (paper §2, E1–E3).
 
-sample → truth → estimate (one row per task × dim × balance × estimator × seed) → gather → summarise.
+estimate (one job per task × dim × balance: draw every seed's data, compute the truth, run every estimator;
+one row per estimator × seed) → gather → summarise.
 """
 
 from __future__ import annotations
@@ -8,13 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from softmax_mi.data.synthetic import entropy, held_out_counts, make_task
-from softmax_mi.io import atomic_path, read_json, read_table, write_json, write_table
+from softmax_mi.io import atomic_path, read_table, write_json, write_table
 from softmax_mi.provenance import AGGREGATE_PROVENANCE_COLUMNS, PROVENANCE_COLUMNS, provenance
 from softmax_mi.runtime import derive_seed, resolve_device, seed_everything
 from softmax_mi.summaries import SEED_COLUMNS, summarise_synthetic, synthetic_headline, synthetic_plot_data
@@ -69,85 +69,83 @@ def task_seed(seed: int, purpose: str, task: dict, *labels: str) -> int:
     return derive_seed(seed, purpose, *labels, task)
 
 
-def sample(*, task: dict, test_ratio: float, seeds: list[int], outputs: dict) -> None:
-    """Per seed, draw a training set with the configured class counts and a fresh test set (counts × test_ratio);
-    ``outputs["data"]`` lists one file per seed, in the order of ``seeds``. Each seed's draw depends on that seed
-    and the task only, so one job per task costs one process start, not one per seed."""
+def draw_splits(task: dict, test_ratio: float, seed: int) -> dict:
+    """The (train, test) samples of ``task`` for base seed ``seed``, as
+    :class:`~softmax_mi.estimators.base.LabeledSample` by split name: a training set with the configured class
+    counts and a fresh test set (counts × test_ratio). The draw depends on the seed and the task only.
+
+    Example::
+
+        splits = draw_splits(grid.synthetic_task(params, "gaussian", 5, "balanced"), 0.2, seed=0)
+        splits["train"].x.shape    # (50000, 5)
+    """
+    from softmax_mi.estimators.base import LabeledSample  # torch: imported by the job, not at parse time
+
     problem = make_task(task)
-    paths = outputs["data"]
-    if len(paths) != len(seeds):
-        raise ValueError(f"sample: {len(paths)} output files for {len(seeds)} seeds ({paths})")
-    for seed, path in zip(seeds, paths):
-        rng = np.random.default_rng(task_seed(seed, "sample", task))
-        parts = []
-        for split, counts in (("train", problem.class_counts),
-                              ("test", held_out_counts(problem.class_counts, test_ratio))):
-            x, y = problem.sample(counts, rng)
-            frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
-            frame.insert(0, "y", y.astype(np.int64))
-            frame.insert(0, "split", split)
-            parts.append(frame)
-        write_table(pd.concat(parts, ignore_index=True), path)
-    log.info("sampled %s, seeds %s: train %s, test %s", task, seeds, problem.class_counts,
-             held_out_counts(problem.class_counts, test_ratio))
+    rng = np.random.default_rng(task_seed(seed, "sample", task))
+    splits = {}
+    for split, counts in (("train", problem.class_counts), ("test", held_out_counts(problem.class_counts, test_ratio))):
+        x, y = problem.sample(counts, rng)
+        splits[split] = LabeledSample.from_arrays(x.reshape(len(x), -1).astype(np.float32), y.astype(np.int64),
+                                                  n_classes=problem.n_classes)
+    return splits
 
 
-def truth(*, task: dict, mc_samples: int, seed: int, outputs: dict) -> None:
-    """True I(X;Y) (closed form, or Monte Carlo with its standard error) and H(Y) of the prior."""
+def true_mi(task: dict, mc_samples: int, seed: int) -> dict:
+    """True I(X;Y) (closed form, or Monte Carlo with its standard error) and H(Y) of the prior, in nats."""
     problem = make_task(task)
     rng = np.random.default_rng(task_seed(seed, "truth", task))
     mi, se = problem.true_mi(mc_samples, rng)
-    write_json(
-        {"mi_true": mi, "mi_true_se": se, "entropy_y": entropy(problem.prior), "mc_samples": mc_samples},
-        outputs["truth"],
-    )
     log.info("true MI %.4f ± %.4f nats (H(Y) = %.4f)", mi, se, entropy(problem.prior))
-
-
-def load_splits(path: str | Path, n_classes: int) -> dict:
-    """The splits of a sampled data file (one read), as :class:`~softmax_mi.estimators.base.LabeledSample` by name."""
-    from softmax_mi.estimators.base import LabeledSample  # torch: imported only by jobs that need it
-
-    frame = read_table(path)
-    features = [c for c in frame.columns if c.startswith("x")]
-    return {
-        split: LabeledSample.from_arrays(
-            part[features].to_numpy(np.float32, copy=True), part["y"].to_numpy(), n_classes=n_classes
-        )
-        for split, part in frame.groupby("split", sort=False)
-    }
+    return {"mi_true": mi, "mi_true_se": se, "entropy_y": entropy(problem.prior)}
 
 
 def estimate(
-    *, task: dict, estimator: str, settings: dict, seeds: list[int], device: str, inputs: dict, outputs: dict
+    *, task: dict, test_ratio: float, mc_samples: int, truth_seed: int, seeds: list[int], estimators: dict,
+    device: str, outputs: dict,
 ) -> None:
-    """For each seed: fit one estimator on that seed's training split, evaluate it on its test split; one row each."""
-    data = inputs["data"]
-    if len(data) != len(seeds):
-        raise ValueError(f"estimate: {len(data)} data files for {len(seeds)} seeds ({data})")
-    reference = read_json(inputs["truth"])
-    rows = [estimate_one(task, estimator, settings, seed, device, path, reference) for seed, path in zip(seeds, data)]
+    """One setting, whole: per seed, draw the data (:func:`draw_splits`) and run every estimator of ``estimators``
+    (name → settings) on it; the truth (:func:`true_mi`) once. Writes one row per (estimator, seed) to
+    ``outputs["rows"]`` and the fitted softmax / PC-softmax classifiers to ``outputs["classifiers"]``
+    (:func:`softmax_mi.estimators.classifier.save_classifiers`: per seed, in the order of ``estimators``; an empty
+    list when neither is configured).
+
+    One job per setting pays one process start and torch import for every estimator and seed (they were 75 jobs
+    of ~3 s overhead each); each run's seeds derive from its base seed, task and estimator as before, so the rows
+    do not depend on how the runs are grouped into jobs."""
+    from softmax_mi.estimators.classifier import ClassifierMI, save_classifiers  # torch: the job imports it
+
+    reference = true_mi(task, mc_samples, truth_seed)
+    rows, classifiers = [], []
+    for seed in seeds:
+        splits = draw_splits(task, test_ratio, seed)
+        for name, settings in estimators.items():
+            row, fitted = estimate_one(task, name, settings, seed, device, splits, reference)
+            rows.append(row)
+            if isinstance(fitted, ClassifierMI):
+                classifiers.append({**fitted.checkpoint(seed), "task": task})
     write_table(pd.DataFrame(rows), outputs["rows"], column_docs=MI_ESTIMATES_COLUMNS)
+    save_classifiers(classifiers, outputs["classifiers"])
 
 
 def estimate_one(
-    task: dict, estimator: str, settings: dict, seed: int, device: str, data: str, reference: dict
-) -> dict:
-    """One run: the result row of ``estimator`` on the data file of ``seed``."""
+    task: dict, estimator: str, settings: dict, seed: int, device: str, splits: dict, reference: dict
+) -> tuple[dict, object]:
+    """One run: the result row of ``estimator`` on the ``splits`` of ``seed``, and the fitted estimator."""
     from softmax_mi.estimators import build_estimator  # imports torch: only the jobs that train pay for it
 
     problem = make_task(task)
-    splits = load_splits(data, problem.n_classes)
     train, test = splits["train"], splits["test"]
     device = resolve_device(device)
     run_seed = task_seed(seed, "estimate", task, estimator)
     seed_everything(run_seed)
     started = time.perf_counter()
-    result = build_estimator(estimator, settings=settings, seed=run_seed, device=device).fit_estimate(train, test)
+    fitted = build_estimator(estimator, settings=settings, seed=run_seed, device=device).fit(train)
+    result = fitted.estimate(test)
     seconds = time.perf_counter() - started
-    log.info("%s seed %d: estimate %.4f vs truth %.4f nats (%.1f s)",
-             estimator, seed, result.value, reference["mi_true"], seconds)
-    return {
+    log.info("%s seed %d: estimate %.4f vs truth %.4f nats (%d steps, %.1f s)",
+             estimator, seed, result.value, reference["mi_true"], result.details.get("train_steps", 0), seconds)
+    row = {
         "dataset": task["kind"],
         "dim": task["dim"],
         "balance": "balanced" if len(set(task["class_counts"])) == 1 else "imbalanced",
@@ -169,6 +167,7 @@ def estimate_one(
         "device": device,
         **provenance({"task": task, "estimator": estimator, "settings": settings, "seed": seed}),
     }
+    return row, fitted
 
 
 def gather(*, inputs: dict, outputs: dict) -> None:
