@@ -144,9 +144,13 @@ def plot_accuracy_vs_imbalance(summary: pd.DataFrame, target: str | Path) -> Non
     rows = summary[(summary["split"] == "test") & (summary["protocol"] == "standard")]
     if rows.empty:
         rows = summary[summary["split"] == "test"]
+    reference = rows[rows["profile"] == "balanced"]  # the standard protocol's balanced reference: a level per dataset
+    rows = rows[rows["profile"] != "balanced"] if len(rows) > len(reference) else rows
     panels = list(rows.groupby(["dataset", "profile"], sort=True))
     figure, axes = panel_grid(len(panels), panel_height=3.0)
     for axis, ((dataset, profile), frame) in zip(axes, panels):
+        for r in reference[reference["dataset"] == dataset].itertuples(index=False):
+            axis.axhline(100 * r.macro_acc_mean, color="0.4", ls="--", lw=1, label=f"balanced training set ({r.loss})")
         for (loss, tau), part in frame.groupby(["loss", "tau"], sort=True, dropna=False):
             part = part.sort_values("imbalance_ratio")
             label = loss if tau != tau else f"{loss} τ={tau:g}"
@@ -162,4 +166,25 @@ def plot_accuracy_vs_imbalance(summary: pd.DataFrame, target: str | Path) -> Non
         axis.grid(alpha=0.3)
     outside_legend(figure, axes)
     figure.suptitle("Balanced accuracy vs training imbalance (mean ± std over seeds)")
+    save_figure(figure, target)
+
+
+def plot_convergence(curve: pd.DataFrame, target: str | Path) -> None:
+    """Balanced-validation accuracy against the epoch, one line per loss (mean over seeds, band: min–max), one panel
+    per (dataset, setting): has training converged?"""
+    panels = list(curve.groupby(["dataset", "setting"], sort=True))
+    figure, axes = panel_grid(len(panels), panel_height=2.6, columns=4 if len(panels) > 6 else COLUMNS)
+    for axis, ((dataset, setting), frame) in zip(axes, panels):
+        for (loss, tau), part in frame.groupby(["loss", "tau"], sort=True, dropna=False):
+            by_epoch = part.groupby("epoch")["val_acc"]
+            label = loss if tau != tau else f"{loss} τ={tau:g}"
+            line, = axis.plot(by_epoch.mean().index, 100 * by_epoch.mean(), marker="o", ms=2.5, lw=1.2, label=label)
+            axis.fill_between(by_epoch.mean().index, 100 * by_epoch.min(), 100 * by_epoch.max(),
+                              color=line.get_color(), alpha=0.15, lw=0)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel("val accuracy [%]")
+        axis.set_title(f"{dataset}, {setting}", fontsize=9)
+        axis.grid(alpha=0.3)
+    outside_legend(figure, axes, ncols=6)
+    figure.suptitle("Standard protocol: balanced-validation accuracy per epoch (mean over seeds, band: min–max)")
     save_figure(figure, target)
