@@ -29,6 +29,8 @@ install: $(INSTALLED)
 
 run: $(INSTALLED)  # PARAMS=params/smoke.yaml: an overlay, checked first (Snakemake's own message has no line)
 	$(BIN)/python -m softmax_mi.params params.yaml $(PARAMS) > /dev/null
+	$(BIN)/python -m softmax_mi.data.fashion_mnist --if-absent || \
+		echo "make run: Fashion-MNIST not fetched (the line above says why); the classification grid runs without it"
 	$(BIN)/snakemake --cores all $(if $(PARAMS),--configfile $(PARAMS))
 
 test: $(INSTALLED)
@@ -58,8 +60,9 @@ localise-figures: $(INSTALLED)
 	for n in $(LOCALISE_PHOTOS); do cp $$out/overlays/$$n.png docs/figures/localise_$$n.png; done && \
 	cat $$out/predictions.csv && rm -rf $$out
 
-# Optional: Fashion-MNIST's official IDX files from Debian's package (apt-get download, SHA-256 checked, no root)
-# into data/raw/fashion-mnist/; from then on `make run` adds Fashion-MNIST to the classification grid.
+# Fashion-MNIST's official IDX files from Debian's package (apt-get download, SHA-256 checked, no root) into
+# data/raw/fashion-mnist/, so that the classification grid includes Fashion-MNIST; `make run` does it first when the
+# files are nowhere to be found (without Debian's tools it says so, and the grid runs MNIST only).
 fashion-mnist: $(INSTALLED)
 	$(BIN)/python -m softmax_mi.data.fashion_mnist
 

@@ -12,7 +12,16 @@ import pytest
 import torch
 
 from helpers import run_spec, tiny_training_data, train_lenets
-from softmax_mi.classification import METRICS_COLUMNS, PER_CLASS_COLUMNS, RunId, runs_of_checkpoint
+from softmax_mi.classification import (
+    CURVE_COLUMNS,
+    METRICS_COLUMNS,
+    PER_CLASS_COLUMNS,
+    RunId,
+    RunLogits,
+    load_logits,
+    parse_setting,
+    runs_of_checkpoint,
+)
 from softmax_mi.classification_metrics import TrainedJob
 from softmax_mi.io import column_descriptions, read_table, write_table
 from softmax_mi.losses import (
@@ -29,10 +38,12 @@ from softmax_mi.models.lenet import normalise
 from softmax_mi.multirun import (
     SGDConfig,
     StackedLoss,
+    init_models,
     last_train_loss,
     predict_logits,
     run_specs,
     save_runs,
+    stacked_accuracy,
     train_stacked,
 )
 
@@ -148,6 +159,50 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     # a checkpoint of other runs is ignored, not resumed
     _, history = train_lenets(images, labels, runs[:1], SGDConfig(epochs=1), checkpoint=checkpoint)
     assert [h["epoch"] for h in history] == [1]
+
+
+def test_the_validation_curve_changes_nothing_in_training():
+    images, labels = tiny_training_data(64)
+    runs = [run_spec("softmax", 5, 6), run_spec("ldam_drw", 7, 8, drw_epoch=2)]
+    plain, _ = train_lenets(images, labels, runs, SGDConfig(epochs=2))
+    model = init_models(runs)
+    validation = (images[:20], labels[:20])
+    history = train_stacked(model, images, labels, runs, SGDConfig(epochs=2), n_classes=10, transform=normalise,
+                            validation=validation)
+    for a, b in zip(plain.parameters(), model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["epoch"] for h in history] == [1, 1, 2, 2]
+    assert [h["val_acc"] for h in history[2:]] == stacked_accuracy(model, *validation, transform=normalise)
+
+
+def test_logits_files_round_trip_and_name_what_is_wrong(tmp_path):
+    runs = [RunId("mnist", "step-r10", "softmax", None, 0), RunId("mnist", "step-r10", "logit_adjusted", 2.0, 0)]
+    rng = np.random.default_rng(0)
+    logits = RunLogits(runs=runs, val_logits=rng.normal(size=(2, 5, 10)).astype(np.float32),
+                       val_labels=np.arange(5), test_logits=rng.normal(size=(2, 7, 10)).astype(np.float32),
+                       test_labels=np.arange(7), train_counts=np.full(10, 30))
+    logits.save(tmp_path / "logits.npz")
+    back = load_logits(tmp_path / "logits.npz")
+    assert back.runs == runs and back.test_logits.dtype == np.float32 and back.train_counts.dtype == np.int64
+    np.testing.assert_array_equal(back.test_logits, logits.test_logits)
+    with np.load(tmp_path / "logits.npz") as archive:
+        arrays = dict(archive)
+    np.savez(tmp_path / "missing.npz", **{k: v for k, v in arrays.items() if k != "val_labels"})
+    with pytest.raises(ValueError, match=r"missing.npz: no val_labels .*fix: rerun"):
+        load_logits(tmp_path / "missing.npz")
+    np.savez(tmp_path / "double.npz", **{**arrays, "test_logits": arrays["test_logits"].astype(np.float64)})
+    with pytest.raises(ValueError, match="test_logits is float64 of rank 3, expected float32"):
+        load_logits(tmp_path / "double.npz")
+    with pytest.raises(ValueError, match="absent.npz: not a readable logits file"):
+        load_logits(tmp_path / "absent.npz")
+    with pytest.raises(ValueError, match=r"val_logits has shape \(2, 5, 10\), expected \(runs 1"):
+        RunLogits(runs=runs[:1], **{k: v for k, v in arrays.items() if k != "runs"})
+
+
+def test_the_balanced_reference_is_a_standard_setting():
+    assert parse_setting("balanced") == ("standard", "balanced", 1.0)
+    assert parse_setting("faithful-balanced")[:2] == ("faithful", "balanced")
+    assert parse_setting("exponential-r100") == ("standard", "exponential", 100.0)
 
 
 # ------------------------------------------------------------------------------- one trainer, two kinds of model
@@ -283,6 +338,17 @@ def test_classification_smoke_pipeline(smoke_run):
     assert list(per_class.columns) == list(PER_CLASS_COLUMNS)
     assert len(per_class) == 10 * len(metrics)
     assert (np.asarray(per_class["n_test"]) >= 0).all()
-    for figure in ("per_class_accuracy.png", "accuracy_vs_imbalance.png"):
+    for figure in ("per_class_accuracy.png", "accuracy_vs_imbalance.png", "convergence.png"):
         assert (folder / figure).stat().st_size > 10_000
     assert "faithful-imbalanced" in (folder / "metrics.json").read_text()
+    # the standard protocol: one job per setting stacks every loss × τ × seed; its curve and logits
+    standard = metrics[(metrics["setting"] == "step-r10") & (metrics["split"] == "test")]
+    assert set(standard["loss"]) == {"logit_adjusted", "class_balanced", "ldam_drw"} and set(standard["seed"]) == {0, 1}
+    curve = pd.read_parquet(folder / "convergence.parquet")
+    assert list(curve.columns) == list(CURVE_COLUMNS) and curve["val_acc"].between(0, 1).all()
+    assert len(curve) == len(standard) * curve["epoch"].nunique()
+    logits = load_logits(smoke_run / "models/classification/mnist/step-r10/logits.npz")
+    assert {(run.loss, run.seed) for run in logits.runs} == set(zip(standard["loss"], standard["seed"]))
+    assert logits.test_logits.shape == (len(standard), len(logits.test_labels), 10)
+    first = standard.set_index(["loss", "seed"]).loc[(logits.runs[0].loss, logits.runs[0].seed)]
+    assert first["micro_acc"] == pytest.approx((logits.test_logits[0].argmax(-1) == logits.test_labels).mean())

@@ -23,8 +23,9 @@ def cls_params(**faithful_seeds):
             "fashion_mnist_dir": None,
             "faithful": {"datasets": ["mnist"], "settings": ["imbalanced"], "losses": ["softmax", "ldam_drw"],
                          "seeds": {"imbalanced": None, "balanced": None, **faithful_seeds}},
-            "standard": {"datasets": ["mnist"], "profiles": ["step"], "ratios": [10, 2.5], "losses": ["pc_softmax"],
-                         "n_seeds": 2},
+            "standard": {"datasets": ["mnist"], "profiles": ["step"], "ratios": [10, 2.5],
+                         "losses": ["pc_softmax", "ldam_drw"], "balanced_losses": ["softmax"], "n_seeds": 2,
+                         "drw_epoch": 9},
             "logit_adjusted": {"taus": [1.0]},
             "class_balanced": {"beta": 0.99},
             "ldam_drw": {"max_margin": 0.5, "scale": 30, "drw_epoch": 6},
@@ -69,17 +70,28 @@ def test_estimator_settings_merge_the_neural_section_only_for_neural_estimators(
 def test_classification_jobs_seeds_and_gathered_runs():
     params = cls_params(imbalanced=[7])
     datasets = ["mnist"]
-    assert grid.cls_jobs(params, datasets) == [
-        ("mnist", "faithful-imbalanced", "softmax"), ("mnist", "faithful-imbalanced", "ldam_drw"),
-        ("mnist", "step-r10", "pc_softmax"), ("mnist", "step-r2.5", "pc_softmax")]
-    assert grid.cls_jobs(params, []) == []  # a dataset not in use has no jobs
+    assert grid.cls_faithful_jobs(params, datasets) == [
+        ("mnist", "faithful-imbalanced", "softmax"), ("mnist", "faithful-imbalanced", "ldam_drw")]
+    # the standard protocol: one job per setting, the balanced reference last
+    assert grid.cls_standard_jobs(params, datasets) == [("mnist", "step-r10"), ("mnist", "step-r2.5"),
+                                                        ("mnist", "balanced")]
+    assert grid.cls_faithful_jobs(params, []) == grid.cls_standard_jobs(params, []) == []  # a dataset not in use
+    assert grid.cls_standard_losses(params, "step-r10") == ["pc_softmax", "ldam_drw"]
+    assert grid.cls_standard_losses(params, "balanced") == ["softmax"]
+    # LDAM-DRW's options with the standard recipe's re-weighting epoch; the balanced reference reads none
+    assert grid.cls_standard_options(params, "step-r10") == {
+        "ldam_drw": {"max_margin": 0.5, "scale": 30}, "class_balanced": {"beta": 0.99}, "drw_epoch": 9}
+    assert grid.cls_standard_options(params, "balanced") == {}
     assert grid.cls_seeds(params, "faithful-imbalanced") == [7]
     assert grid.cls_seeds(params, "faithful-balanced") == [10, 11, 12]  # null: the global seeds
-    assert grid.cls_seeds(params, "step-r10") == [10, 11]
+    assert grid.cls_seeds(params, "step-r10") == grid.cls_seeds(params, "balanced") == [10, 11]
     assert grid.cub_head_jobs(params, cub_runs=False) == []
-    runs = grid.cls_gather_runs(params, datasets, cub_runs=True)
-    assert runs[:4] == grid.cls_jobs(params, datasets)  # MNIST's first, then CUB's (the table's row order)
-    assert runs[4:] == [("cub", "imbalanced", "softmax"), ("cub", "balanced", "softmax")]
+    assert grid.cls_leaves(params, datasets, cub_runs=True) == [
+        "mnist/faithful-imbalanced/softmax", "mnist/faithful-imbalanced/ldam_drw", "mnist/step-r10",
+        "mnist/step-r2.5", "mnist/balanced", "cub/imbalanced/softmax", "cub/balanced/softmax"]
+    assert grid.cls_curve_leaves(params, datasets) == ["mnist/step-r10", "mnist/step-r2.5", "mnist/balanced"]
+    params["classification"]["standard"]["balanced_losses"] = []  # no reference
+    assert grid.cls_standard_jobs(params, datasets)[-1] == ("mnist", "step-r2.5")
 
 
 def test_fashion_mnist_without_its_files_is_skipped_with_a_notice(tmp_path, monkeypatch):

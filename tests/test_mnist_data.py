@@ -123,6 +123,12 @@ def test_standard_split_is_seeded_disjoint_and_exact():
     assert sorted(counts["train"], reverse=True) == profile_counts(500, 10, "exponential")
     assert counts["train"][one.class_order[0]] == 500
     assert counts["val"].tolist() == [100] * 10 and counts["test"].sum() == 500
+    # the balanced reference (every class at n_max) and a balanced test subset, drawn after train / val
+    assert profile_counts(500, 1, "balanced") == [500] * 10
+    small = standard_split(labels, test_labels, profile="exponential", ratio=10, n_max=500, val_per_class=100, seed=3,
+                           test_per_class=7)
+    np.testing.assert_array_equal(small.train, one.train)
+    assert small.counts(labels, test_labels)["test"].tolist() == [7] * 10
 
 
 def _small_idx_arrays(seed: int) -> dict[str, np.ndarray]:

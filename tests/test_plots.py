@@ -61,3 +61,20 @@ def test_a_single_dimension_panel_has_its_reference_lines(drawn):
         assert len(set(labels["H(Y)"].get_ydata())) == 1
     uniform = next(a for a in figure.get_axes() if a.get_title().startswith("uniform"))
     assert list(uniform.get_lines()[0].get_xdata()) == [0, 1], "one d: the true MI spans the panel"
+
+
+def test_the_convergence_figure_has_a_panel_per_setting_and_the_reference_is_a_level(drawn):
+    curve = pd.DataFrame([dict(dataset=d, setting=s, loss=loss, tau=tau, seed=seed, epoch=e, val_acc=0.5 + 0.04 * e)
+                          for d in ("mnist", "fashion_mnist") for s in ("step-r10", "exponential-r10", "balanced")
+                          for loss, tau in (("softmax", np.nan), ("logit_adjusted", 2.0)) for seed in (0, 1)
+                          for e in range(1, 9)])
+    plots.plot_convergence(curve, "unused.png")
+    summary = pd.DataFrame([dict(dataset="mnist", protocol="standard", split="test", profile=p, imbalance_ratio=r,
+                                 loss="softmax", tau=np.nan, macro_acc_mean=0.9, macro_acc_std=0.01)
+                            for p, r in (("step", 10.0), ("step", 100.0), ("balanced", 1.0))])
+    plots.plot_accuracy_vs_imbalance(summary, "unused.png")
+    convergence, imbalance = drawn
+    assert len(convergence.get_axes()) == 6 and convergence.get_size_inches()[0] * plots.DPI <= 1200
+    assert "logit_adjusted τ=2" in {t.get_text() for t in convergence.legends[0].get_texts()}
+    (panel,) = imbalance.get_axes()  # the balanced reference is a dashed level in the step panel, not a panel
+    assert panel.get_title() == "mnist, step" and any(line.get_linestyle() == "--" for line in panel.get_lines())

@@ -37,6 +37,7 @@ SCHEMA_ENUMS = {
     "classification.standard.datasets[]": registry.MNIST_DATASETS,
     "classification.standard.profiles[]": registry.IMBALANCE_PROFILES,
     "classification.standard.losses[]": registry.LOSSES,
+    "classification.standard.balanced_losses[]": registry.LOSSES,
     "classification.cub.backbone": registry.FEATURE_BACKBONES,
     "classification.cub.settings[]": registry.CLS_SETTINGS,
     "classification.cub.losses[]": registry.LOSSES,

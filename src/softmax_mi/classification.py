@@ -10,9 +10,11 @@ same batches (a paired comparison).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from softmax_mi.data.mnist import (
     standard_split,
 )
 from softmax_mi.provenance import PROVENANCE_COLUMNS
+from softmax_mi.registry import STANDARD_BALANCED
 from softmax_mi.runtime import derive_seed
 
 TAU_LOSSES = ("logit_adjusted", "posthoc_la")
@@ -91,9 +94,12 @@ def runs_of_checkpoint(state: Mapping[str, Any], path: Any) -> list[RunId]:
 
 
 def parse_setting(setting: str) -> tuple[str, str, float]:
-    """Setting id → (protocol, profile, ρ): ``step-r10`` → (standard, step, 10.0); faithful ρ is read from counts."""
+    """Setting id → (protocol, profile, ρ): ``step-r10`` → (standard, step, 10.0), ``balanced`` → (standard,
+    balanced, 1.0); faithful ρ is read from counts."""
     if setting.startswith("faithful-"):
         return "faithful", ("balanced" if setting == "faithful-balanced" else "step"), math.nan
+    if setting == STANDARD_BALANCED:
+        return "standard", "balanced", 1.0
     profile, _, ratio = setting.rpartition("-r")
     return "standard", profile, float(ratio)
 
@@ -153,6 +159,7 @@ def make_split(data: ImageDataset, *, dataset: str, setting: str, faithful: dict
         n_max=standard["n_max"],
         val_per_class=standard["val_per_class"],
         seed=setting_seed(seed, "split", dataset, setting),
+        test_per_class=standard.get("test_per_class"),
     )
 
 
@@ -233,3 +240,88 @@ PER_CLASS_COLUMNS = {
     "accuracy": "accuracy (recall) on this class, fraction 0–1",
     **PROVENANCE_COLUMNS,
 }
+
+CURVE_COLUMNS = {
+    **{key: METRICS_COLUMNS[key] for key in ("dataset", "protocol", "setting", "profile", "imbalance_ratio", "loss",
+                                              "tau", "seed")},
+    "epoch": "training epoch, counted from 1",
+    "lr": "learning rate of the epoch",
+    "train_loss": "training objective averaged over the epoch",
+    "val_acc": "accuracy on the balanced validation split after the epoch, fraction 0–1 (micro = macro: every "
+    "class has val_per_class examples)",
+    **PROVENANCE_COLUMNS,
+}
+"""The learning curve of the standard protocol (results/classification/convergence.parquet): one row per run ×
+epoch."""
+
+
+# --------------------------------------------------------------------------------------------- logits
+
+
+LOGITS_ARRAYS = {
+    "val_logits": (np.float32, 3, "G × Nv × K decision logits of every run on the balanced validation split"),
+    "val_labels": (np.int64, 1, "Nv labels of the validation split"),
+    "test_logits": (np.float32, 3, "G × Nt × K decision logits of every run on the test set"),
+    "test_labels": (np.int64, 1, "Nt labels of the test set"),
+    "train_counts": (np.int64, 1, "K training examples per class (the prior π of the PC-softmax read-out)"),
+}
+"""The arrays of a logits file (:class:`RunLogits`), with their dtype, rank and meaning; ``runs`` (a JSON list of
+:meth:`RunId.as_dict`, one per run g) comes with them."""
+
+
+@dataclass(frozen=True)
+class RunLogits:
+    """Every run of one standard-protocol setting read out on its balanced validation split and the test set: what a
+    decision rule or a prior-shift correction needs, without the models (``models/classification/{dataset}/{setting}/
+    logits.npz``). Run g of ``runs`` owns ``val_logits[g]`` and ``test_logits[g]``."""
+
+    runs: list[RunId]
+    val_logits: np.ndarray
+    val_labels: np.ndarray
+    test_logits: np.ndarray
+    test_labels: np.ndarray
+    train_counts: np.ndarray
+
+    def __post_init__(self) -> None:
+        g, k = len(self.runs), len(self.train_counts)
+        for split in ("val", "test"):
+            logits, labels = getattr(self, f"{split}_logits"), getattr(self, f"{split}_labels")
+            if logits.shape != (g, len(labels), k):
+                raise ValueError(f"{split}_logits has shape {logits.shape}, expected (runs {g}, {split}_labels "
+                                 f"{len(labels)}, classes {k})")
+
+    def save(self, target: str | Path) -> None:
+        """One uncompressed ``.npz``, written atomically (``runs`` as a JSON string: no pickle)."""
+        from softmax_mi.io import atomic_path
+
+        arrays = {key: np.asarray(getattr(self, key), dtype=dtype) for key, (dtype, _, _) in LOGITS_ARRAYS.items()}
+        with atomic_path(target) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, runs=np.array(json.dumps([run.as_dict() for run in self.runs])), **arrays)
+
+
+def load_logits(path: str | Path) -> RunLogits:
+    """Read a logits file written by the standard protocol's jobs (:meth:`RunLogits.save`); a missing file, a
+    missing key or an array of the wrong dtype or rank is a one-line error naming the file, the key and the fix."""
+    fix = "fix: rerun its job, e.g. snakemake --cores all " + str(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable logits file ({error}); {fix}") from None
+    with archive:
+        missing = sorted({"runs", *LOGITS_ARRAYS} - set(archive.files))
+        if missing:
+            raise ValueError(f"{path}: no {', '.join(missing)} in this logits file (it has {', '.join(archive.files)})"
+                             f"; {fix}")
+        arrays = {}
+        for key, (dtype, ndim, meaning) in LOGITS_ARRAYS.items():
+            array = archive[key]
+            if array.dtype != dtype or array.ndim != ndim:
+                raise ValueError(f"{path}: {key} is {array.dtype} of rank {array.ndim}, expected {np.dtype(dtype)} "
+                                 f"of rank {ndim} ({meaning}); {fix}")
+            arrays[key] = array
+        try:
+            runs = [RunId.from_dict(run) for run in json.loads(str(archive["runs"]))]
+            return RunLogits(runs=runs, **arrays)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}; {fix}") from None

@@ -122,23 +122,46 @@ def cls_datasets(params: Params) -> tuple[list[str], str | None]:
     return sorted(wanted), message
 
 
-def cls_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str, str]]:
-    """(dataset, setting, loss) of every MNIST-family training job; ``datasets``: those in use (cls_datasets)."""
-    faithful, standard = params["classification"]["faithful"], params["classification"]["standard"]
-    jobs = [
+def cls_faithful_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str, str]]:
+    """(dataset, setting, loss) of every faithful-protocol training job (one loss, its seeds stacked);
+    ``datasets``: those in use (cls_datasets)."""
+    faithful = params["classification"]["faithful"]
+    return [
         (dataset, f"faithful-{setting}", loss)
         for dataset in faithful["datasets"] if dataset in datasets
         for setting in faithful["settings"]
         for loss in faithful["losses"]
     ]
-    jobs += [
-        (dataset, f"{profile}-r{ratio:g}", loss)
-        for dataset in standard["datasets"] if dataset in datasets
-        for profile in standard["profiles"]
-        for ratio in standard["ratios"]
-        for loss in standard["losses"]
-    ]
-    return jobs
+
+
+def cls_standard_settings(params: Params) -> list[str]:
+    """The standard protocol's settings: every profile × ratio, then the balanced reference when it has losses."""
+    standard = params["classification"]["standard"]
+    settings = [f"{profile}-r{ratio:g}" for profile in standard["profiles"] for ratio in standard["ratios"]]
+    return settings + ([registry.STANDARD_BALANCED] if standard["balanced_losses"] else [])
+
+
+def cls_standard_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str]]:
+    """(dataset, setting) of every standard-protocol job: it trains every loss × τ × seed of the setting as one
+    stacked model and evaluates it; ``datasets``: those in use (cls_datasets)."""
+    standard = params["classification"]["standard"]
+    return [(dataset, setting) for dataset in standard["datasets"] if dataset in datasets
+            for setting in cls_standard_settings(params)]
+
+
+def cls_standard_losses(params: Params, setting: str) -> list[str]:
+    """The losses one standard-protocol setting trains (the balanced reference: `balanced_losses`)."""
+    standard = params["classification"]["standard"]
+    return list(standard["balanced_losses"] if setting == registry.STANDARD_BALANCED else standard["losses"])
+
+
+def cls_standard_options(params: Params, setting: str) -> dict[str, Any]:
+    """The loss options the losses of one standard-protocol setting read, LDAM-DRW's re-weighting epoch being the
+    standard recipe's (`standard.drw_epoch`)."""
+    options: dict[str, Any] = {}
+    for loss in cls_standard_losses(params, setting):
+        options.update(loss_options(params, loss, drw_epoch=params["classification"]["standard"]["drw_epoch"]))
+    return options
 
 
 def cls_seeds(params: Params, setting: str) -> list[int]:
@@ -169,9 +192,17 @@ def cub_head_jobs(params: Params, cub_runs: bool) -> list[tuple[str, str]]:
     return [(setting, loss) for setting in cub["settings"] for loss in cub["losses"]]
 
 
-def cls_gather_runs(params: Params, datasets: list[str], cub_runs: bool) -> list[tuple[str, str, str]]:
-    """(dataset, setting, loss) of every run whose rows the classification tables gather: MNIST's, then CUB's."""
-    return cls_jobs(params, datasets) + [("cub", setting, loss) for setting, loss in cub_head_jobs(params, cub_runs)]
+def cls_leaves(params: Params, datasets: list[str], cub_runs: bool) -> list[str]:
+    """The folders under results/classification/runs/ whose tables the classification tables gather: faithful
+    ``dataset/setting/loss``, standard ``dataset/setting``, then CUB's ``cub/setting/loss``."""
+    return ([f"{d}/{s}/{loss}" for d, s, loss in cls_faithful_jobs(params, datasets)]
+            + [f"{d}/{s}" for d, s in cls_standard_jobs(params, datasets)]
+            + [f"cub/{s}/{loss}" for s, loss in cub_head_jobs(params, cub_runs)])
+
+
+def cls_curve_leaves(params: Params, datasets: list[str]) -> list[str]:
+    """The folders under results/classification/runs/ with a learning curve: the standard protocol's."""
+    return [f"{d}/{s}" for d, s in cls_standard_jobs(params, datasets)]
 
 
 # ------------------------------------------------------------------------------------------ label shift (issue 15)

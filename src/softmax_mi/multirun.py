@@ -223,6 +223,7 @@ def train_stacked(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     device: str = "cpu",
     checkpoint: str | Path | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[dict]:
     """Train the G runs of ``model`` (G stacked models: input G × B × …, output logits G × B × K) on (``inputs``,
     ``labels``), each on its own minibatches; return the per-epoch, per-run log. ``transform`` maps a batch of
@@ -233,6 +234,9 @@ def train_stacked(
     atomically after every epoch, and a checkpoint found at the start is resumed from only when that gives exactly
     the uninterrupted result (same runs, settings and data, at most ``config.epochs`` epochs done); any other file
     there (stale, damaged, foreign) is discarded with a warning.
+
+    With ``validation`` (inputs, labels), each run's accuracy on it after every epoch is logged too (``val_acc``,
+    fraction 0–1): the learning curve that shows whether training has converged. It changes nothing in training.
     """
     inputs, labels = inputs.to(device), labels.to(device)
     n = len(labels)
@@ -269,11 +273,15 @@ def train_stacked(
             optimiser.step()
             total += losses.detach().double() * index.shape[1]
         seconds = time.perf_counter() - started
-        history += [
+        entries = [
             {"run": run.id.as_dict(), "epoch": epoch, "train_loss": float(total[g] / n), "lr": config.lr_at(epoch),
              "seconds": seconds}
             for g, run in enumerate(runs)
         ]
+        if validation is not None:
+            for entry, accuracy in zip(entries, stacked_accuracy(model, *validation, transform=transform)):
+                entry["val_acc"] = accuracy
+        history += entries
         log.info("epoch %d/%d in %.1f s (%.1f s CPU); mean train loss %.4f", epoch, config.epochs, seconds,
                  time.process_time() - cpu_started, float(total.mean() / n))
         if checkpoint is not None:
@@ -313,6 +321,19 @@ def last_train_loss(history: Sequence[dict]) -> dict[RunId, float]:
     """Each run's training objective over the last epoch of a :func:`train_stacked` log."""
     last = max(h["epoch"] for h in history)
     return {RunId.from_dict(h["run"]): h["train_loss"] for h in history if h["epoch"] == last}
+
+
+def stacked_accuracy(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *,
+                     transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[float]:
+    """Each stacked run's accuracy (fraction 0–1) on the same (``inputs``, ``labels``); leaves ``model`` in eval
+    mode."""
+    logits = predict_logits(model, inputs, transform=transform, batch_size=EVAL_BATCH)
+    return (logits.argmax(-1) == labels.to(logits.device)).double().mean(1).tolist()
+
+
+EVAL_BATCH = 64
+"""Images per forward pass of :func:`predict_logits` where the caller chooses (the validation curve, the standard
+protocol's evaluation): a G-run LeNet at 64 images a pass costs ≈ 40 % less CPU than at 1,000 (cache-sized)."""
 
 
 @torch.no_grad()

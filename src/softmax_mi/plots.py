@@ -57,6 +57,19 @@ def outside_legend(figure, axes: list, *, loc: str = "outside lower center", nco
                       fontsize=fontsize, frameon=False)
 
 
+def style_panel(axis, *, xlabel: str, ylabel: str, title: str, fontsize: float = 9) -> None:
+    """A panel's axis labels, title and light grid."""
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=fontsize)
+    axis.grid(alpha=0.3)
+
+
+def loss_label(loss: str, tau: float) -> str:
+    """A classification run's legend label: the loss, with its τ when it has one (``tau`` NaN otherwise)."""
+    return loss if tau != tau else f"{loss} τ={tau:g}"
+
+
 def plot_mi_vs_truth(summary: pd.DataFrame, target: str | Path) -> None:
     """One panel per (task, balance): each estimator's mean ± std over seeds against d; the true MI (thick black)
     and H(Y) (dotted) as reference lines, drawn across the whole panel where the panel has a single d."""
@@ -79,10 +92,7 @@ def plot_mi_vs_truth(summary: pd.DataFrame, target: str | Path) -> None:
         axis.set_xscale("log")
         axis.set_xticks(truth["dim"], [str(d) for d in truth["dim"]])
         axis.minorticks_off()
-        axis.set_xlabel("dimension d")
-        axis.set_ylabel("I(X;Y) [nats]")
-        axis.set_title(f"{task}, {balance}", fontsize=10)
-        axis.grid(alpha=0.3)
+        style_panel(axis, xlabel="dimension d", ylabel="I(X;Y) [nats]", title=f"{task}, {balance}", fontsize=10)
     outside_legend(figure, axes, ncols=5)
     figure.suptitle("MI estimates (mean ± std over seeds) vs ground truth")
     save_figure(figure, target)
@@ -144,22 +154,41 @@ def plot_accuracy_vs_imbalance(summary: pd.DataFrame, target: str | Path) -> Non
     rows = summary[(summary["split"] == "test") & (summary["protocol"] == "standard")]
     if rows.empty:
         rows = summary[summary["split"] == "test"]
+    reference = rows[rows["profile"] == "balanced"]  # the standard protocol's balanced reference: a level per dataset
+    rows = rows[rows["profile"] != "balanced"] if len(rows) > len(reference) else rows
     panels = list(rows.groupby(["dataset", "profile"], sort=True))
     figure, axes = panel_grid(len(panels), panel_height=3.0)
     for axis, ((dataset, profile), frame) in zip(axes, panels):
+        for r in reference[reference["dataset"] == dataset].itertuples(index=False):
+            axis.axhline(100 * r.macro_acc_mean, color="0.4", ls="--", lw=1, label=f"balanced training set ({r.loss})")
         for (loss, tau), part in frame.groupby(["loss", "tau"], sort=True, dropna=False):
             part = part.sort_values("imbalance_ratio")
-            label = loss if tau != tau else f"{loss} τ={tau:g}"
             axis.errorbar(part["imbalance_ratio"], 100 * part["macro_acc_mean"],
-                          yerr=100 * part["macro_acc_std"].fillna(0), marker="o", ms=4, capsize=3, label=label)
+                          yerr=100 * part["macro_acc_std"].fillna(0), marker="o", ms=4, capsize=3,
+                          label=loss_label(loss, tau))
         axis.set_xscale("log")
         ratios = sorted(frame["imbalance_ratio"].unique())
         axis.set_xticks(ratios, [f"{r:g}" for r in ratios])
         axis.minorticks_off()
-        axis.set_xlabel("imbalance ratio ρ")
-        axis.set_ylabel("test macro accuracy [%]")
-        axis.set_title(f"{dataset}, {profile}", fontsize=9)
-        axis.grid(alpha=0.3)
+        style_panel(axis, xlabel="imbalance ratio ρ", ylabel="test macro accuracy [%]", title=f"{dataset}, {profile}")
     outside_legend(figure, axes)
     figure.suptitle("Balanced accuracy vs training imbalance (mean ± std over seeds)")
+    save_figure(figure, target)
+
+
+def plot_convergence(curve: pd.DataFrame, target: str | Path) -> None:
+    """Balanced-validation accuracy against the epoch, one line per loss (mean over seeds, band: min–max), one panel
+    per (dataset, setting): has training converged?"""
+    panels = list(curve.groupby(["dataset", "setting"], sort=True))
+    figure, axes = panel_grid(len(panels), panel_height=2.6, columns=4 if len(panels) > 6 else COLUMNS)
+    for axis, ((dataset, setting), frame) in zip(axes, panels):
+        for (loss, tau), part in frame.groupby(["loss", "tau"], sort=True, dropna=False):
+            by_epoch = part.groupby("epoch")["val_acc"]
+            mean = by_epoch.mean()
+            line, = axis.plot(mean.index, 100 * mean, marker="o", ms=2.5, lw=1.2, label=loss_label(loss, tau))
+            axis.fill_between(mean.index, 100 * by_epoch.min(), 100 * by_epoch.max(), color=line.get_color(),
+                              alpha=0.15, lw=0)
+        style_panel(axis, xlabel="epoch", ylabel="val accuracy [%]", title=f"{dataset}, {setting}")
+    outside_legend(figure, axes, ncols=6)
+    figure.suptitle("Standard protocol: balanced-validation accuracy per epoch (mean over seeds, band: min–max)")
     save_figure(figure, target)

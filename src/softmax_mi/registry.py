@@ -29,6 +29,7 @@ LOSS_OPTIONS = {"logit_adjusted": ("logit_adjusted",), "class_balanced": ("class
                 "ldam_drw": ("ldam_drw", "class_balanced")}
 CLS_SETTINGS = ("imbalanced", "balanced")  # the faithful protocol's and CUB's settings
 IMBALANCE_PROFILES = ("step", "exponential")  # the standard long-tail protocol's
+STANDARD_BALANCED = "balanced"  # the standard protocol's balanced reference setting (every class at n_max)
 MNIST_DATASETS = ("mnist", "fashion_mnist")
 FEATURE_BACKBONES = ("efficientnet_lite0", "resnet50", "inception_v3")  # frozen CUB feature extractors
 

@@ -124,15 +124,19 @@ def synthetic_task(wildcards):
 
 
 def cls_gathered(kind):
-    """classification.smk: every run's `kind` table (metrics | per_class), MNIST's then CUB's heads
-    (cub_classification.smk) when CUB is available; Fashion-MNIST without its files: a notice, and it is skipped."""
+    """classification.smk: every leaf's `kind` table (metrics | per_class: MNIST's jobs, then CUB's heads
+    (cub_classification.smk) when CUB is available; curve: the standard protocol's jobs); Fashion-MNIST without
+    its files: a notice, and it is skipped."""
 
     def tables(wildcards):
         datasets, notice = grid.cls_datasets(config)
-        if notice:
+        if notice and kind == "metrics":
             print(notice, file=sys.stderr)
-        runs = grid.cls_gather_runs(config, datasets, DATASET_RUN["cub"])
-        return [f"results/classification/runs/{d}/{s}/{l}/{kind}.parquet" for d, s, l in runs]
+        if kind == "curve":
+            leaves = grid.cls_curve_leaves(config, datasets)
+        else:
+            leaves = grid.cls_leaves(config, datasets, DATASET_RUN["cub"])
+        return [f"results/classification/runs/{leaf}/{kind}.parquet" for leaf in leaves]
 
     return tables
 

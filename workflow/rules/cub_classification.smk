@@ -1,7 +1,7 @@
 # Paper §3.2 (E5): softmax vs PC-softmax (+ the long-tail controls) on CUB-200-2011, as a linear head on frozen
 # backbone features. features (once per backbone, cached: the backbone is frozen) → head (one job per setting × loss:
 # its seeds and τs trained together, then evaluated) → rows in results/classification/{metrics,per_class}.parquet
-# through classification_gather (its inputs: softmax_mi.grid.cls_gather_runs). Runs only when CUB is available:
+# through classification_gather (its inputs: softmax_mi.grid.cls_leaves). Runs only when CUB is available:
 # DATASET_RUN["cub"] from common.smk (datasets.cub.enabled: auto | on | off).
 from softmax_mi.stages import cub_classification as cub_stage
 

@@ -12,6 +12,7 @@ rule report:
         classification_figures=[
             rules.classification_summary.output.per_class_figure,
             rules.classification_summary.output.imbalance_figure,
+            rules.classification_summary.output.convergence_figure,
         ],
         localisation=rules.localisation_gather.output.summary,
         localisation_figures=rules.localisation_all.input.figures,

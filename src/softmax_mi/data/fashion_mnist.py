@@ -2,6 +2,7 @@
 
     python -m softmax_mi.data.fashion_mnist              # → data/raw/fashion-mnist/ (what `make fashion-mnist` runs)
     python -m softmax_mi.data.fashion_mnist /some/folder
+    python -m softmax_mi.data.fashion_mnist --if-absent  # only when the pipeline finds none (what `make run` runs)
 
 ``apt-get download`` fetches the .deb from the machine's Debian mirror (a package registry, no dataset host),
 its SHA-256 is checked against the version pinned here, ``dpkg-deb -x`` unpacks it in a scratch folder, and only
@@ -19,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from softmax_mi.data.mnist import IDX_FILES, DataError, find_idx_folder, idx_file
+from softmax_mi.data.mnist import IDX_FILES, DataError, fashion_mnist_folder, find_idx_folder, idx_file
 from softmax_mi.io import file_digest
 
 DEB_PACKAGE = "dataset-fashion-mnist"
@@ -78,7 +79,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", default=DEFAULT_TARGET)
     parser.add_argument("--sha256", default=DEB_SHA256, help="expected SHA-256 of the .deb ('none' skips the check)")
+    parser.add_argument("--if-absent", action="store_true",
+                        help="do nothing when the pipeline already finds Fashion-MNIST ($SOFTMAX_MI_FASHION_MNIST, "
+                             "Debian's paths, data/raw/fashion-mnist)")
     args = parser.parse_args(argv)
+    found = fashion_mnist_folder() if args.if_absent else None
+    if found is not None:
+        print(f"Fashion-MNIST IDX files in {found}")
+        return
     try:
         folder = fetch(args.target, None if args.sha256 == "none" else args.sha256)
     except DataError as error:

@@ -304,13 +304,17 @@ def faithful_split(
 
 def profile_counts(n_max: int, ratio: float, profile: str, n_classes: int = N_CLASSES) -> list[int]:
     """Per-rank class sizes: ``exponential`` n_i = ⌊n_max·ρ^(−i/(C−1))⌋ (LDAM-DRW), ``step`` half at n_max and
-    half at ⌊n_max/ρ⌋; rank 0 is the largest class."""
+    half at ⌊n_max/ρ⌋, ``balanced`` every class at n_max (ρ must be 1); rank 0 is the largest class."""
+    if profile == "balanced":
+        if ratio != 1:
+            raise ValueError(f"the balanced profile has ratio 1, not {ratio!r}")
+        return [n_max] * n_classes
     if profile == "exponential":
         return [int(n_max * ratio ** (-i / (n_classes - 1))) for i in range(n_classes)]
     if profile == "step":
         n_major = n_classes - n_classes // 2
         return [n_max] * n_major + [int(n_max / ratio)] * (n_classes - n_major)
-    raise ValueError(f"profile must be 'step' or 'exponential', not {profile!r}")
+    raise ValueError(f"profile must be 'step', 'exponential' or 'balanced', not {profile!r}")
 
 
 def standard_split(
@@ -322,9 +326,11 @@ def standard_split(
     n_max: int,
     val_per_class: int,
     seed: int,
+    test_per_class: int | None = None,
 ) -> Split:
     """Long-tail protocol: seeded validation split (balanced, ``val_per_class`` per class) held out of the official
-    train set; the remainder subsampled to the profile with a seeded class order; the official test set."""
+    train set; the remainder subsampled to the profile with a seeded class order; the official test set (or, with
+    ``test_per_class``, a seeded balanced subset of it: tests and quick checks)."""
     rng = np.random.default_rng(seed)
     class_order = tuple(int(c) for c in rng.permutation(N_CLASSES))
     sizes = profile_counts(n_max, ratio, profile)
@@ -339,7 +345,11 @@ def standard_split(
         train_parts.append(members[val_per_class : val_per_class + sizes[rank]])
     train = np.sort(np.concatenate(train_parts))
     val = np.sort(np.concatenate(val_parts))
+    test = np.arange(len(labels_test))
+    if test_per_class is not None:  # drawn after the train / val split, which it leaves as it is
+        test = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels_test == cls))[:test_per_class]
+                                       for cls in range(N_CLASSES)]))
     return Split(
-        train=train, val=val, test=np.arange(len(labels_test)), train_source="train", test_source="test",
+        train=train, val=val, test=test, train_source="train", test_source="test",
         class_order=class_order,
     )
