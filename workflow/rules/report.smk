@@ -18,6 +18,8 @@ rule report:
         localisation_figures=rules.localisation_all.input.figures,
         benchmark=rules.benchmark_summary.output.estimates,
         benchmark_figures=[rules.benchmark_summary.output.bias_figure, rules.benchmark_summary.output.coverage_figure],
+        label_shift=rules.label_shift.output.summary,
+        label_shift_figures=[rules.label_shift.output.accuracy_figure, rules.label_shift.output.prior_figure],
     output:
         markdown="results/report.md",
         html=report("results/report.html", category="Reproduction report",
