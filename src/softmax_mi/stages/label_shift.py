@@ -7,7 +7,6 @@ One job (:func:`run`, a process start is ≈ 3 s of the budget): evaluate (every
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -84,61 +83,27 @@ SUMMARY_COLUMNS = {
 
 
 # ------------------------------------------------------------------------------------------- reading the inputs
-LOGITS_KEYS = ("runs", "val_logits", "val_labels", "test_logits", "test_labels", "train_counts")
-
-
-def load_logits(path: str | Path) -> dict:
-    """A classification setting's ``logits.npz`` (keys :data:`LOGITS_KEYS`), checked: runs (list of RunId dicts),
-    val/test logits (G, N, K) and labels (N,) or (G, N), train_counts (K,)."""
-    from softmax_mi.classification import RunId
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in LOGITS_KEYS if key not in data.files]
-            if missing:
-                raise ValueError(f"{path}: keys {missing} missing (has {data.files}); rewrite it with the "
-                                 f"classification stage (keys {', '.join(LOGITS_KEYS)})")
-            arrays = {key: data[key] for key in LOGITS_KEYS}
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable logits file ({error})") from None
-    runs = [RunId.from_dict(run) for run in json.loads(str(arrays.pop("runs")))]
-    counts = arrays["train_counts"]
-    if counts.ndim != 1 or len(counts) < 2 or (counts <= 0).any():
-        raise ValueError(f"{path}: train_counts must be one positive count per class (K,), got {counts.tolist()}")
-    k = counts.shape[0]
-    for split in ("val", "test"):
-        logits, labels = arrays[f"{split}_logits"], arrays[f"{split}_labels"]
-        if logits.ndim != 3 or logits.shape[0] != len(runs) or logits.shape[2] != k:
-            raise ValueError(f"{path}: {split}_logits has shape {logits.shape}, expected ({len(runs)} runs, N, "
-                             f"{k} classes of train_counts)")
-        if labels.shape[-1] != logits.shape[1] or labels.min() < 0 or labels.max() >= k:
-            raise ValueError(f"{path}: {split}_labels (shape {labels.shape}) must hold one label in [0, {k}) per "
-                             f"row of {split}_logits ({logits.shape[1]})")
-        if labels.ndim == 2 and not (labels == labels[:1]).all():
-            raise ValueError(f"{path}: {split}_labels differ between runs; the runs of a setting share one split")
-        arrays[f"{split}_labels"] = labels.reshape(-1, labels.shape[-1])[0].astype(np.int64)
-    return {"runs": runs, **arrays}
-
-
 # ------------------------------------------------------------------------------------------------- evaluation
 def classification_rows(path: str, priors: list[tuple], study: dict, seed: int) -> list[dict]:
     """Every run of one classification setting under every test prior and rule (one batch per prior)."""
     from softmax_mi.label_shift.evaluate import evaluate_shift
     from softmax_mi.label_shift.rules import prior_weight
 
-    data = load_logits(path)
-    runs, counts = data["runs"], data["train_counts"]
+    from softmax_mi.classification import load_logits
+
+    data = load_logits(path)  # the standard protocol's logits file, checked (softmax_mi.classification.RunLogits)
+    runs, counts = data.runs, data.train_counts
     weights = np.array([prior_weight(run.loss, run.tau) for run in runs])
     n_draws = study["classification"]["n_draws"]
     rows = []
     for spec in priors:
         q = shifted_prior(counts, *spec)
         draw_seed = derive_seed(seed, "label_shift", runs[0].dataset, runs[0].setting, *spec)
-        index = shifted_subset(data["test_labels"], q, draw_seed, study["classification"]["test_size"], n_draws)
-        logits = data["test_logits"][:, index].reshape(len(runs) * n_draws, index.shape[1], -1)
+        index = shifted_subset(data.test_labels, q, draw_seed, study["classification"]["test_size"], n_draws)
+        logits = data.test_logits[:, index].reshape(len(runs) * n_draws, index.shape[1], -1)
         results = evaluate_shift(
-            logits, np.tile(data["test_labels"][index], (len(runs), 1)), counts, np.repeat(weights, n_draws), q,
-            study["rules"], val_logits=np.repeat(data["val_logits"], n_draws, axis=0), val_labels=data["val_labels"],
+            logits, np.tile(data.test_labels[index], (len(runs), 1)), counts, np.repeat(weights, n_draws), q,
+            study["rules"], val_logits=np.repeat(data.val_logits, n_draws, axis=0), val_labels=data.val_labels,
             tau=study["posthoc_tau"], em=study["em"], bbse=study["bbse"], shots=study["shots"],
             bins=study["ece_bins"])
         for g, run in enumerate(runs):
@@ -146,7 +111,7 @@ def classification_rows(path: str, priors: list[tuple], study: dict, seed: int) 
                 b = g * n_draws + d
                 for rule, metrics in results.items():
                     rows.append({**run.columns(), "prior_weight": weights[g], **prior_columns(spec), "draw": d,
-                                 "rule": rule, "n_test": index.shape[1], "n_val": len(data["val_labels"]),
+                                 "rule": rule, "n_test": index.shape[1], "n_val": len(data.val_labels),
                                  **{name: float(value[b]) for name, value in metrics.items() if name != "prior"},
                                  "q_true": q.tolist(), "q_estimated": metrics["prior"][b].tolist()})
         log.info("%s: %s ρ=%g (%s), %d test examples, %d runs × %d draws", path, *spec, index.shape[1], len(runs),
