@@ -202,3 +202,17 @@ def test_gaussian_study_pairs_the_draws_of_one_seed():
                                                 val_size=500, n_draws=1, rules=["known_q"]))
     assert rows["micro_acc"].nunique() == 1  # same draws, same Bayes decisions
     assert rows["micro_acc"].iloc[0] == pytest.approx(rows["bayes_acc_sample"].iloc[0])
+
+
+def test_the_readme_example_runs(capsys):
+    """The README's label-shift example (section "## Label shift") runs as written."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    start = text.index("## Label shift")
+    section = text[start:text.index("\n## ", start + 3)]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    exec(compile(code, "README.md: label shift example", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "known_q" in printed and "argmax" in printed

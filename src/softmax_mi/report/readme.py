@@ -332,6 +332,31 @@ def part3_findings(results: Path) -> str:
     return "\n".join(lines) + ("\n\n" if lines else "") + verdict_lines(results, "C4")
 
 
+# ------------------------------------------------------------------------------------------------ beyond the paper
+def report_section(results: Path, title: str) -> str:
+    """The report's own section whose heading starts with ``title`` (its paragraphs, tables and verdicts; figures
+    left out: the README shows its copies under docs/figures), so the README and the report say the same thing."""
+    section, inside = Report(), False
+    for block in assemble(results).blocks:
+        if block[0] == "h2":
+            inside = block[1].startswith(title)
+        elif inside and block[0] != "figure":
+            section.blocks.append(block)
+    if not section.blocks:
+        raise ReadmeError(f"the report of {results} has no section {title!r}: run the pipeline first (`make run`)")
+    return to_markdown(section).strip()
+
+
+def label_shift(results: Path) -> str:
+    """Section 4 of the report: the trained models under test priors unlike the training prior, with its verdicts."""
+    return report_section(results, "4. Label shift")
+
+
+def benchmark(results: Path) -> str:
+    """Section 5 of the report: the discrete-label MI benchmark, with its verdicts."""
+    return report_section(results, "5. A discrete-label MI benchmark")
+
+
 def verdicts(results: Path) -> str:
     """The report's verdict per claim (C1–C4) as a table."""
     rows = [[c.key, c.statement, c.verdict] for c in assemble(results).claims]
@@ -360,6 +385,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "part2-standard": part2_standard,
     "part3-table": part3_table,
     "part3-findings": part3_findings,
+    "label-shift": label_shift,
+    "benchmark": benchmark,
 }
 
 #: Figure the README shows (relative to the README's folder) → the result file it is copied from.
@@ -367,6 +394,9 @@ FIGURES: dict[str, str] = {
     "docs/figures/mi_vs_truth.png": "synthetic/mi_vs_truth.png",
     "docs/figures/per_class_accuracy.png": "classification/per_class_accuracy.png",
     "docs/figures/heatmaps.png": "localisation/figures/cluttered_mnist/heatmaps.png",
+    "docs/figures/convergence.png": "classification/convergence.png",
+    "docs/figures/label_shift_accuracy.png": "label_shift/accuracy_vs_ratio.png",
+    "docs/figures/benchmark_bias.png": "benchmark/bias.png",
 }
 
 
