@@ -69,7 +69,7 @@ def coverage_table(csv: Path) -> str:
 
     rows = pd.read_csv(csv)
     rows = rows[rows.interval == "clt"]
-    lines = ["| task | read-out | seeds | 8 epochs (the pipeline's) | 40 epochs |", "|---|---|---|---|---|"]
+    lines = ["| task | read-out | seeds | 8 epochs | 40 epochs |", "|---|---|---|---|---|"]
     for (task, readout), group in rows.groupby(["task", "readout"], sort=False):
         cells = []
         for epochs in (8, 40):
