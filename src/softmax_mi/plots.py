@@ -180,13 +180,15 @@ def plot_convergence(curve: pd.DataFrame, target: str | Path) -> None:
     """Balanced-validation accuracy against the epoch, one line per loss (mean over seeds, band: min–max), one panel
     per (dataset, setting): has training converged?"""
     panels = list(curve.groupby(["dataset", "setting"], sort=True))
+    labels = sorted({loss_label(loss, tau) for loss, tau in zip(curve["loss"], curve["tau"])})
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}  # one colour per loss in every panel
     figure, axes = panel_grid(len(panels), panel_height=2.6, columns=4 if len(panels) > 6 else COLUMNS)
     for axis, ((dataset, setting), frame) in zip(axes, panels):
         for (loss, tau), part in frame.groupby(["loss", "tau"], sort=True, dropna=False):
             by_epoch = part.groupby("epoch")["val_acc"]
-            mean = by_epoch.mean()
-            line, = axis.plot(mean.index, 100 * mean, marker="o", ms=2.5, lw=1.2, label=loss_label(loss, tau))
-            axis.fill_between(mean.index, 100 * by_epoch.min(), 100 * by_epoch.max(), color=line.get_color(),
+            mean, label = by_epoch.mean(), loss_label(loss, tau)
+            axis.plot(mean.index, 100 * mean, marker="o", ms=2.5, lw=1.2, label=label, color=colours[label])
+            axis.fill_between(mean.index, 100 * by_epoch.min(), 100 * by_epoch.max(), color=colours[label],
                               alpha=0.15, lw=0)
         style_panel(axis, xlabel="epoch", ylabel="val accuracy [%]", title=f"{dataset}, {setting}")
     outside_legend(figure, axes, ncols=6)
