@@ -24,8 +24,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -107,6 +107,10 @@ class SGDConfig:
     weight_decay: float = 0.0
     lr_decay_epochs: int | None = None
     lr_decay_factor: float = 0.1
+    loss_lr_scale: Mapping[str, float] = field(default_factory=dict)
+    """Per loss (e.g. ``{"class_balanced": 0.5}``): that loss's runs take their gradient × this factor, which is
+    exactly their learning rate × the factor when ``weight_decay`` is 0 (SGD with momentum is linear in the
+    gradient); the runs of a stack share one optimiser, so a per-run lr is set this way."""
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of ``epoch`` (counted from 1)."""
@@ -241,6 +245,7 @@ def train_stacked(
     inputs, labels = inputs.to(device), labels.to(device)
     n = len(labels)
     objective = StackedLoss(runs, torch.bincount(labels.cpu(), minlength=n_classes), device)
+    lr_scale = torch.tensor([float(config.loss_lr_scale.get(run.loss, 1.0)) for run in runs], device=device)
     model.to(device)
     optimiser = torch.optim.SGD(param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum)
     generators = [torch.Generator().manual_seed(run.order_seed) for run in runs]
@@ -269,7 +274,7 @@ def train_stacked(
             x = inputs[index] if transform is None else transform(inputs[index])
             losses = objective.per_run(model(x), labels[index], epoch)
             optimiser.zero_grad(set_to_none=True)
-            losses.sum().backward()  # Σ_g loss_g: run g's parameters get exactly the gradient of loss_g
+            (losses * lr_scale).sum().backward()  # Σ_g c_g·loss_g: run g's parameters get c_g × the gradient of loss_g
             optimiser.step()
             total += losses.detach().double() * index.shape[1]
         seconds = time.perf_counter() - started
