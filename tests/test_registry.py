@@ -38,6 +38,7 @@ SCHEMA_ENUMS = {
     "classification.standard.profiles[]": registry.IMBALANCE_PROFILES,
     "classification.standard.losses[]": registry.LOSSES,
     "classification.standard.balanced_losses[]": registry.LOSSES,
+    "classification.standard.training.loss_lr_scale.propertyNames": registry.LOSSES,
     "classification.cub.backbone": registry.FEATURE_BACKBONES,
     "classification.cub.settings[]": registry.CLS_SETTINGS,
     "classification.cub.losses[]": registry.LOSSES,
