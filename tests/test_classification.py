@@ -269,6 +269,21 @@ def test_linear_heads_resume_like_lenets(tmp_path):
     assert torch.equal(resumed.weight, straight.weight) and torch.equal(resumed.bias, straight.bias)
 
 
+
+def test_a_loss_lr_scale_is_that_losss_learning_rate():
+    """loss_lr_scale {class_balanced: 0.5} trains the class-balanced run exactly as lr × 0.5 would (no weight decay)
+    and leaves the other runs of the stack as they were."""
+    x, y = torch.randn(96, 8, generator=torch.Generator().manual_seed(2)), torch.arange(96) % 10
+    runs = [run_spec("softmax", 5, 6), run_spec("class_balanced", 5, 6)]
+    plain = replace(HEADS, weight_decay=0.0)
+    scaled = StackedLinear.from_seeds([5, 5], 8, 10)
+    train_stacked(scaled, x, y, runs, replace(plain, loss_lr_scale={"class_balanced": 0.5}), n_classes=10)
+    for g, config in enumerate([plain, replace(plain, lr=plain.lr * 0.5)]):
+        alone = StackedLinear.from_seeds([5], 8, 10)
+        train_stacked(alone, x, y, runs[g : g + 1], config, n_classes=10)
+        torch.testing.assert_close(scaled.weight[g], alone.weight[0], rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ run identity
 
 
