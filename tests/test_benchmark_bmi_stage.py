@@ -92,7 +92,7 @@ def test_a_missing_bmi_environment_stops_the_job_with_one_line_naming_make_bmi_e
 
 def test_bmi_runs_follow_benchmark_bmi_tasks_and_an_unknown_one_is_refused():
     other = {"name": "other", "family": "gaussian", "params": {"classes": 2, "d": 1, "separation": 1.0}}
-    benchmark = {"n_seeds": 1, "n_per_class": [200], "tasks": [SPEC, other], "bmi": {"tasks": ["plain"]},
+    benchmark = {"n_seeds": 1, "n_per_class": [200], "tasks": [SPEC, other], "bmi": {"estimators": ["ksg"], "tasks": ["plain"]},
                  "sweep": {"tasks": ["plain"], "n_per_class": [100]}}
     params = {"seeds": [0], "benchmark": benchmark}
     assert grid.benchmark_bmi_runs(params) == [(SPEC, [100, 200])]
@@ -101,3 +101,5 @@ def test_bmi_runs_follow_benchmark_bmi_tasks_and_an_unknown_one_is_refused():
     benchmark["bmi"]["tasks"] = ["nope"]
     with pytest.raises(ValueError, match="benchmark.bmi.tasks: 'nope' is not a task"):
         check_tasks(benchmark)
+    benchmark["bmi"]["estimators"] = []  # bmi left out (params/smoke.yaml): its task list is not checked
+    check_tasks(benchmark)

@@ -112,11 +112,17 @@ def check_tasks(benchmark: dict) -> None:
         except ValueError as error:
             raise ValueError(f"benchmark.tasks.{index}: {error} (fix: give the family's parameters, "
                              "softmax_mi.benchmark.tasks)") from None
-    for key, chosen in (("sweep.tasks", benchmark["sweep"]["tasks"]), ("bmi.tasks", (benchmark.get("bmi") or {}).get("tasks") or [])):
+    for key, chosen in (("sweep.tasks", benchmark["sweep"]["tasks"]), ("bmi.tasks", bmi_tasks(benchmark))):
         for name in chosen:
             if name not in names:
                 raise ValueError(f"benchmark.{key}: {name!r} is not a task of benchmark.tasks (fix: use one of "
                                  f"{', '.join(names)})")
+
+
+def bmi_tasks(benchmark: dict) -> list[str]:
+    """The task names ``benchmark.bmi.tasks`` lists, when bmi runs at all (its estimators not [])."""
+    bmi = benchmark.get("bmi") or {}
+    return list(bmi.get("tasks") or []) if bmi.get("estimators") else []
 
 
 def with_source(spec: dict, mnist: list[str]) -> dict:
