@@ -165,33 +165,40 @@ def truth(*, tasks: list[dict], seed: int, truth_se_target: float, inputs: dict,
                 table_doc="the true I(X;Y) of every benchmark task")
 
 
+def samples(runs: list, seeds: list[int], mnist: list[str]):
+    """(task, spec, rows per class, n, seed, x, y) of every run × seed: the draw every estimator sees (its seed:
+    :func:`sample_seed`)."""
+    from softmax_mi.benchmark.tasks import make_task
+
+    for spec, sizes in runs:
+        task = make_task(with_source(spec, mnist))
+        for n_per_class in sizes:
+            n = n_per_class * task.n_classes
+            for seed in seeds:
+                yield (task, spec, n_per_class, n, seed, *task.sample(n, sample_seed(seed, spec, n)))
+
+
 def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], main_sizes: list[int],
              test_fraction: float, level: float, device: str, inputs: dict, outputs: dict) -> None:
     """One estimator on every task × size × seed; ``runs``: (task spec, rows per class) pairs (softmax_mi.grid)."""
     from softmax_mi.benchmark.estimators import build  # torch: imported by the job, not at parse time
-    from softmax_mi.benchmark.tasks import make_task
 
     device = resolve_device(device)
     method = build(estimator, settings=settings, test_fraction=test_fraction, level=level, device=device)
     warm_up(method, runs[0][0], min(main_sizes), inputs.get("mnist", []))
     rows = []
-    for spec, sizes in runs:
-        task = make_task(with_source(spec, inputs.get("mnist", [])))
-        for n_per_class in sizes:
-            n = n_per_class * task.n_classes
-            for seed in seeds:
-                x, y = task.sample(n, sample_seed(seed, spec, n))
-                run_seed = derive_seed(seed, "benchmark-estimate", spec, n, estimator)
-                seed_everything(run_seed)
-                row = run_row(method, x, y, run_seed)
-                rows.append({
-                    "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
-                    "sweep": n_per_class not in main_sizes, **row, "device": device,
-                    **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
-                                  "test_fraction": test_fraction, "level": level}),
-                })
-                log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"],
-                         row["low"], row["high"], row["status"])
+    for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
+        run_seed = derive_seed(seed, "benchmark-estimate", spec, n, estimator)
+        seed_everything(run_seed)
+        row = run_row(method, x, y, run_seed)
+        rows.append({
+            "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
+            "sweep": n_per_class not in main_sizes, **row, "device": device,
+            **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
+                          "test_fraction": test_fraction, "level": level}),
+        })
+        log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"], row["low"],
+                 row["high"], row["status"])
     write_table(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), outputs["rows"], column_docs=RUN_COLUMNS,
                 table_doc=f"benchmark runs of {estimator}")
 
@@ -203,30 +210,23 @@ def estimate_bmi(*, runs: list, estimators: list[str], settings: dict, encoding:
     batch-means interval and its neural estimators none (NaN bounds; ``interval`` says so). A missing environment
     stops the job with one line naming ``make bmi-env``."""
     from softmax_mi.benchmark import bmi
-    from softmax_mi.benchmark.tasks import make_task
 
     if not os.path.exists(bmi.BMI_PYTHON):
         raise SystemExit(f"benchmark_bmi: bmi's environment is missing ({bmi.BMI_PYTHON} does not exist); build it "
                          "with `make bmi-env`, or set benchmark.bmi.estimators: [] to leave bmi out")
     rows = []
-    for spec, sizes in runs:
-        task = make_task(with_source(spec, inputs.get("mnist", [])))
-        for n_per_class in sizes:
-            n = n_per_class * task.n_classes
-            for seed in seeds:
-                x, y = task.sample(n, sample_seed(seed, spec, n))
-                run_seed = derive_seed(seed, "benchmark-estimate", spec, n, "bmi")
-                results = bmi_results(x, y, estimators, settings, run_seed, encoding, noise, level)
-                for name in estimators:
-                    row = results[name]
-                    rows.append({
-                        "dataset": task.name, "estimator": f"bmi_{name}", "seed": seed, "n_per_class": n_per_class,
-                        "n": n, "sweep": n_per_class not in main_sizes, **row, "n_train": n, "device": "cpu",
-                        **provenance({"task": spec, "estimator": f"bmi_{name}", "settings": settings.get(name, {}),
-                                      "encoding": encoding, "noise": noise, "seed": seed, "n": n, "level": level}),
-                    })
-                    log.info("%s n=%d seed %d bmi_%s: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, name,
-                             row["estimate"], row["low"], row["high"], row["status"])
+    for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
+        results = bmi_results(x, y, estimators, settings, derive_seed(seed, "benchmark-estimate", spec, n, "bmi"),
+                              encoding, noise, level)
+        for name, row in results.items():
+            rows.append({
+                "dataset": task.name, "estimator": f"bmi_{name}", "seed": seed, "n_per_class": n_per_class, "n": n,
+                "sweep": n_per_class not in main_sizes, **row, "n_train": n, "device": "cpu",
+                **provenance({"task": spec, "estimator": f"bmi_{name}", "settings": settings.get(name, {}),
+                              "encoding": encoding, "noise": noise, "seed": seed, "n": n, "level": level}),
+            })
+            log.info("%s n=%d seed %d bmi_%s: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, name,
+                     row["estimate"], row["low"], row["high"], row["status"])
     write_table(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), outputs["rows"], column_docs=RUN_COLUMNS,
                 table_doc="benchmark runs of bmi's estimators (benchmark-mi, its own environment)")
 
