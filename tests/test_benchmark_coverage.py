@@ -18,7 +18,7 @@ from softmax_mi.benchmark.coverage import (
 def rows(bias: float, n_seeds: int = 400, se: float = 0.01, truth_se: float = 0.0, estimator: str = "pc_softmax"):
     """One cell: values ~ N(truth + bias, se²), 95 % normal intervals."""
     value = 1.0 + bias + se * np.random.default_rng(0).standard_normal(n_seeds)
-    return pd.DataFrame({"task": "gauss", "estimator": estimator, "seed": np.arange(n_seeds), "truth": 1.0,
+    return pd.DataFrame({"dataset": "gauss", "estimator": estimator, "seed": np.arange(n_seeds), "truth": 1.0,
                          "truth_se": truth_se, "value": value, "low": value - 1.96 * se, "high": value + 1.96 * se})
 
 

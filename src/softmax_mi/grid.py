@@ -94,6 +94,12 @@ def benchmark_runs(params: Params) -> list[tuple[dict[str, Any], list[int]]]:
     return runs
 
 
+def benchmark_bmi_runs(params: Params) -> list[tuple[dict[str, Any], list[int]]]:
+    """The runs of :func:`benchmark_runs` on bmi's tasks (``benchmark.bmi.tasks``; null: every task)."""
+    chosen = params["benchmark"]["bmi"]["tasks"]
+    return [(spec, sizes) for spec, sizes in benchmark_runs(params) if chosen is None or spec["name"] in chosen]
+
+
 def benchmark_estimator_settings(params: Params, estimator: str) -> dict[str, Any]:
     """One benchmark estimator's settings: the shared `benchmark.neural` (trained estimators) + its own section."""
     benchmark = params["benchmark"]
@@ -101,9 +107,10 @@ def benchmark_estimator_settings(params: Params, estimator: str) -> dict[str, An
     return {**shared, **benchmark.get(estimator, {})}
 
 
-def benchmark_mnist_input(params: Params) -> list[str]:
-    """The prepared MNIST arrays when a benchmark task is an MNIST one (else nothing)."""
-    return [BENCHMARK_MNIST] if any(spec["family"] == "mnist" for spec in params["benchmark"]["tasks"]) else []
+def benchmark_mnist_input(params: Params, runs: list | None = None) -> list[str]:
+    """The prepared MNIST arrays when a benchmark task (of ``runs``, default every task) is an MNIST one."""
+    specs = [spec for spec, _ in runs] if runs is not None else params["benchmark"]["tasks"]
+    return [BENCHMARK_MNIST] if any(spec["family"] == "mnist" for spec in specs) else []
 
 
 # ------------------------------------------------------------------------------- classification (docs/paper.md §3)

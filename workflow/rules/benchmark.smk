@@ -60,10 +60,39 @@ rule benchmark_estimate:
         STAGE
 
 
+# bmi's own estimators (benchmark-mi, in .venv-bmi: `make bmi-env`) on the same samples, rows bmi_<name>; one job
+# (each sample is one subprocess that imports jax). Not in the DAG when benchmark.bmi.estimators is [] (nothing asks
+# for its output then: params/smoke.yaml, CI).
+BMI_ROWS = ["results/benchmark/runs/bmi.parquet"] if BENCHMARK["bmi"]["estimators"] else []
+
+
+rule benchmark_bmi:
+    input:
+        mnist=grid.benchmark_mnist_input(config, grid.benchmark_bmi_runs(config)),
+    output:
+        rows="results/benchmark/runs/bmi.parquet",
+    params:
+        **stage_params(
+            benchmark_stage.estimate_bmi,
+            runs=grid.benchmark_bmi_runs(config),
+            estimators=BENCHMARK["bmi"]["estimators"],
+            settings=BENCHMARK["bmi"]["settings"],
+            encoding=BENCHMARK["bmi"]["encoding"],
+            noise=BENCHMARK["bmi"]["noise"],
+            seeds=grid.benchmark_seeds(config),
+            main_sizes=BENCHMARK["n_per_class"],
+            level=BENCHMARK["level"],
+        ),
+    log:
+        "logs/benchmark/bmi.log",
+    shell:
+        STAGE
+
+
 rule benchmark_summary:
     input:
         truths=rules.benchmark_truth.output.truths,
-        rows=expand(rules.benchmark_estimate.output.rows, bench_estimator=BENCHMARK["estimators"]),
+        rows=expand(rules.benchmark_estimate.output.rows, bench_estimator=BENCHMARK["estimators"]) + BMI_ROWS,
     output:
         estimates="results/benchmark/estimates.parquet",
         summary="results/benchmark/summary.parquet",

@@ -1,6 +1,7 @@
 """The coverage study: how often does an estimator's 95 % interval contain the true I(X;Y)?
 
-Input: one row per task × estimator × seed (× n) with the columns of :data:`REQUIRED` — ``truth`` and
+Input: one row per task × estimator × seed (× n) with the columns of :data:`REQUIRED` — ``dataset`` (the task's
+name, as in every pipeline table), ``truth`` and
 ``truth_se`` (the truth's own standard error: Monte-Carlo or quadrature), ``value``, ``low``, ``high`` (nats) —
 plus any grouping columns (``family``, ``n``, ...)::
 
@@ -14,7 +15,7 @@ Definitions (stated once, used by the stage and the report):
   exactly (truth_se = 0) this is low ≤ truth ≤ high; with a truth interval (``truth_low``, ``truth_high``: the
   noisy-label MNIST task) the two intervals must meet. Rows without an interval (NaN bounds) are left out. The
   pipeline's scored runs (``estimate`` instead of ``value``) are accepted as they are.
-- **cell**: the rows sharing every grouping column except ``seed`` (by default task × estimator × n);
+- **cell**: the rows sharing every grouping column except ``seed`` (by default dataset × estimator × n);
   ``cell_bias`` = mean(value) − truth over its seeds, ``cell_width`` = mean(high − low).
 - **bias regime**: ``bias < width`` when |cell_bias| < ``bias_ratio`` · cell_width (default 1, issue 16's wording:
   the interval is wide enough that its bias alone does not push it off the truth), else ``bias ≥ width``. The acceptance of issue 16 asks that the classifier
@@ -39,9 +40,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["REQUIRED", "best_by_regime", "binomial_interval", "coverage_summary", "mark_coverage", "meets_band"]
+__all__ = ["REQUIRED", "best_by_regime", "binomial_interval", "coverage_summary", "covers", "mark_coverage", "meets_band"]
 
-REQUIRED = ("task", "estimator", "seed", "truth", "truth_se", "value", "low", "high")
+REQUIRED = ("dataset", "estimator", "seed", "truth", "truth_se", "value", "low", "high")
 REGIMES = ("bias < width", "bias ≥ width")
 
 
@@ -55,7 +56,7 @@ def _checked(rows: pd.DataFrame) -> pd.DataFrame:
     missing = [column for column in REQUIRED if column not in rows.columns]
     if missing:
         raise ValueError(f"coverage rows lack the columns {missing}; each row needs {', '.join(REQUIRED)} "
-                         "(one row per task × estimator × seed, MI in nats)")
+                         "(one row per task × estimator × seed, the task's name in `dataset`, MI in nats)")
     return rows
 
 
@@ -64,6 +65,23 @@ def _truth_interval(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     if {"truth_low", "truth_high"} <= set(rows.columns):
         return rows["truth_low"].fillna(rows["truth"]), rows["truth_high"].fillna(rows["truth"])
     return rows["truth"], rows["truth"]
+
+
+def covers(rows: pd.DataFrame, *, level: float = 0.95) -> pd.Series:
+    """Whether each row's interval covers the truth (the module docstring's **covered**: the half-widths widened in
+    quadrature by z·truth_se, then [low′, high′] meets [truth_low, truth_high]); NA where the row has no estimate or
+    no interval. The one definition of ``covered``: :func:`mark_coverage` and the stage's
+    :func:`~softmax_mi.benchmark.scoring.score_runs` both use it."""
+    rows = _checked(rows)
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    spread = z * rows["truth_se"].fillna(0.0)
+    upper, lower = rows["high"] - rows["value"], rows["value"] - rows["low"]
+    # widened only where the truth has an se: an exact truth compares [low, high] itself (even one that excludes value)
+    high = rows["high"] + np.where(spread > 0, np.hypot(upper, spread) - upper, 0.0)
+    low = rows["low"] - np.where(spread > 0, np.hypot(lower, spread) - lower, 0.0)
+    truth_low, truth_high = _truth_interval(rows)
+    covered = ((low <= truth_high) & (truth_low <= high)).astype("boolean")
+    return covered.mask(rows["value"].isna() | rows["low"].isna() | rows["high"].isna())
 
 
 def binomial_interval(successes, trials, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -81,18 +99,15 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
                   bias_ratio: float = 1.0) -> pd.DataFrame:
     """A copy of ``rows`` (those with an interval) with ``covered``, ``width``, ``cell_bias``, ``cell_width``,
     ``regime``, ``training_sd`` and ``covered_with_training`` added (see the module docstring); ``cell``: the
-    columns identifying a cell (default: those of task, estimator, n, family that exist); ``bias_ratio``: the
+    columns identifying a cell (default: those of dataset, estimator, n, family that exist); ``bias_ratio``: the
     regime threshold |cell_bias| < bias_ratio · cell_width."""
     rows = _checked(rows)
     rows = rows[rows["low"].notna() & rows["high"].notna()].copy()
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    truth_spread = z * rows["truth_se"].fillna(0.0)
-    high = rows["value"] + np.hypot(rows["high"] - rows["value"], truth_spread)
-    low = rows["value"] - np.hypot(rows["value"] - rows["low"], truth_spread)
     truth_low, truth_high = _truth_interval(rows)
-    rows["covered"] = (low <= truth_high) & (truth_low <= high)
+    rows["covered"] = covers(rows, level=level).fillna(False).astype(bool)
     rows["width"] = rows["high"] - rows["low"]
-    cell = list(cell) if cell is not None else [c for c in ("task", "estimator", "n", "family") if c in rows.columns]
+    cell = list(cell) if cell is not None else [c for c in ("dataset", "estimator", "n", "family") if c in rows.columns]
     se = rows["se"] if "se" in rows.columns else pd.Series(np.nan, index=rows.index)
     rows["_variance"] = se.fillna(rows["width"] / (2 * z)) ** 2
     grouped = rows.groupby(cell, dropna=False, sort=False)

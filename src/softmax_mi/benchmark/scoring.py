@@ -5,8 +5,9 @@ one row per task with its truth), so results of any estimator run elsewhere (e.g
 are scored by the same code.
 
 - :func:`score_runs`: joins the runs with the truths (on ``dataset``, the task's name) and adds ``error``
-  (estimate − truth), ``abs_error`` and ``covered`` (the interval [low, high] meets the truth interval
-  [truth_low, truth_high]; for an exact or Monte-Carlo truth that is low ≤ truth ≤ high; NA for a failed run);
+  (estimate − truth), ``abs_error`` and ``covered`` (the coverage study's one definition,
+  :func:`softmax_mi.benchmark.coverage.covers`: the interval, widened by the truth's standard error, meets the
+  truth interval [truth_low, truth_high]; NA for a failed run or a run without an interval);
 - :func:`invariance_shifts`: per bijection task, the estimate on the mapped sample minus the estimate on the
   base task's sample of the same seed and size (the same draw, mapped), per estimator;
 - :func:`summarise_estimates`: bias, |error|, RMSE, coverage, interval width, ceiling rate, time and the
@@ -21,14 +22,16 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from softmax_mi.benchmark.coverage import covers
 from softmax_mi.provenance import aggregate_provenance
 
 SUMMARY_KEYS = ["estimator", "family"]
 
 
-def score_runs(runs: pd.DataFrame, truths: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` (dataset, estimate, low, high, ...) joined with ``truths`` (dataset, truth, truth_low, truth_high, ...),
-    with ``error``, ``abs_error``, ``covered`` and ``width`` (high − low) added."""
+def score_runs(runs: pd.DataFrame, truths: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """``runs`` (dataset, estimate, low, high, ...) joined with ``truths`` (dataset, truth, truth_se, truth_low,
+    truth_high, ...), with ``error``, ``abs_error``, ``covered`` (:func:`softmax_mi.benchmark.coverage.covers` at
+    ``level``) and ``width`` (high − low) added."""
     missing = sorted(set(runs["dataset"]) - set(truths["dataset"]))
     if missing:
         raise ValueError(f"no truth for the task(s) {', '.join(missing)}: the truth table and the runs disagree "
@@ -39,8 +42,7 @@ def score_runs(runs: pd.DataFrame, truths: pd.DataFrame) -> pd.DataFrame:
     table["error"] = table["estimate"] - table["truth"]
     table["abs_error"] = table["error"].abs()
     table["width"] = table["high"] - table["low"]
-    covered = (table["low"] <= table["truth_high"]) & (table["high"] >= table["truth_low"])
-    table["covered"] = covered.astype("boolean").mask(table["estimate"].isna())  # NA: a failed run
+    table["covered"] = covers(table, level=level)  # NA: a failed run, or no interval (e.g. bmi's neural estimators)
     return table
 
 

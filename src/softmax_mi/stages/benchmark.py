@@ -1,7 +1,8 @@
 """Pipeline stages of the discrete-label MI benchmark (issue 16, docs/benchmark.md).
 
 truth (every task, one job) ─┐
-estimate (one job per estimator: every task × n × seed) ─┴→ summarise (estimates table, summary, metrics, figures).
+estimate (one job per estimator: every task × n × seed) ─┤
+estimate_bmi (bmi's own estimators, one job, in .venv-bmi) ─┴→ summarise (estimates table, summary, metrics, figures).
 
 Every estimator sees the same samples: a sample's seed derives from the base seed, the task and n only.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 
 import pandas as pd
@@ -45,7 +47,7 @@ TRUTH_COLUMNS = {
 }
 RUN_COLUMNS = {
     "dataset": TASK_COLUMNS["dataset"],
-    "estimator": "MI estimator (softmax_mi.benchmark.estimators.ESTIMATORS)",
+    "estimator": "MI estimator (softmax_mi.benchmark.estimators.ESTIMATORS; bmi_<name>: bmi's own, benchmark.bmi)",
     "seed": "base seed (params.yaml seeds); the sample's and the estimator's seeds derive from it",
     "n_per_class": "rows per class of the sample (n = n_per_class × K)",
     "n": "rows of the sample (train + held-out)",
@@ -71,8 +73,8 @@ ESTIMATES_COLUMNS = {
     "error": "estimate − truth, nats",
     "abs_error": "|estimate − truth|, nats",
     "width": "high − low, nats",
-    "covered": "True when [low, high] meets [truth_low, truth_high] (for an exact truth: low ≤ truth ≤ high); NA for a "
-               "failed run",
+    "covered": "True when [low, high], widened in quadrature by z·truth_se, meets [truth_low, truth_high] "
+               "(softmax_mi.benchmark.coverage.covers); NA for a failed run or one without an interval",
 }
 SUMMARY_COLUMNS = {
     "estimator": RUN_COLUMNS["estimator"],
@@ -97,7 +99,7 @@ SUMMARY_COLUMNS = {
 
 def check_tasks(benchmark: dict) -> None:
     """Raise ValueError naming the key when params.yaml `benchmark` lists a task twice, a task the library refuses
-    (its family's parameters), or a sweep task that is not listed. Called when the workflow is parsed."""
+    (its family's parameters), or a sweep or bmi task that is not listed. Called when the workflow is parsed."""
     from softmax_mi.benchmark.tasks import make_task  # numpy + scipy, no torch
 
     names: list[str] = []
@@ -110,10 +112,17 @@ def check_tasks(benchmark: dict) -> None:
         except ValueError as error:
             raise ValueError(f"benchmark.tasks.{index}: {error} (fix: give the family's parameters, "
                              "softmax_mi.benchmark.tasks)") from None
-    for name in benchmark["sweep"]["tasks"]:
-        if name not in names:
-            raise ValueError(f"benchmark.sweep.tasks: {name!r} is not a task of benchmark.tasks (fix: use one of "
-                             f"{', '.join(names)})")
+    for key, chosen in (("sweep.tasks", benchmark["sweep"]["tasks"]), ("bmi.tasks", bmi_tasks(benchmark))):
+        for name in chosen:
+            if name not in names:
+                raise ValueError(f"benchmark.{key}: {name!r} is not a task of benchmark.tasks (fix: use one of "
+                                 f"{', '.join(names)})")
+
+
+def bmi_tasks(benchmark: dict) -> list[str]:
+    """The task names ``benchmark.bmi.tasks`` lists, when bmi runs at all (its estimators not [])."""
+    bmi = benchmark.get("bmi") or {}
+    return list(bmi.get("tasks") or []) if bmi.get("estimators") else []
 
 
 def with_source(spec: dict, mnist: list[str]) -> dict:
@@ -156,35 +165,119 @@ def truth(*, tasks: list[dict], seed: int, truth_se_target: float, inputs: dict,
                 table_doc="the true I(X;Y) of every benchmark task")
 
 
+def samples(runs: list, seeds: list[int], mnist: list[str]):
+    """(task, spec, rows per class, n, seed, x, y) of every run × seed: the draw every estimator sees (its seed:
+    :func:`sample_seed`)."""
+    from softmax_mi.benchmark.tasks import make_task
+
+    for spec, sizes in runs:
+        task = make_task(with_source(spec, mnist))
+        for n_per_class in sizes:
+            n = n_per_class * task.n_classes
+            for seed in seeds:
+                yield (task, spec, n_per_class, n, seed, *task.sample(n, sample_seed(seed, spec, n)))
+
+
 def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], main_sizes: list[int],
              test_fraction: float, level: float, device: str, inputs: dict, outputs: dict) -> None:
     """One estimator on every task × size × seed; ``runs``: (task spec, rows per class) pairs (softmax_mi.grid)."""
     from softmax_mi.benchmark.estimators import build  # torch: imported by the job, not at parse time
-    from softmax_mi.benchmark.tasks import make_task
 
     device = resolve_device(device)
     method = build(estimator, settings=settings, test_fraction=test_fraction, level=level, device=device)
     warm_up(method, runs[0][0], min(main_sizes), inputs.get("mnist", []))
     rows = []
-    for spec, sizes in runs:
-        task = make_task(with_source(spec, inputs.get("mnist", [])))
-        for n_per_class in sizes:
-            n = n_per_class * task.n_classes
-            for seed in seeds:
-                x, y = task.sample(n, sample_seed(seed, spec, n))
-                run_seed = derive_seed(seed, "benchmark-estimate", spec, n, estimator)
-                seed_everything(run_seed)
-                row = run_row(method, x, y, run_seed)
-                rows.append({
-                    "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
-                    "sweep": n_per_class not in main_sizes, **row, "device": device,
-                    **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
-                                  "test_fraction": test_fraction, "level": level}),
-                })
-                log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"],
-                         row["low"], row["high"], row["status"])
+    for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
+        run_seed = derive_seed(seed, "benchmark-estimate", spec, n, estimator)
+        seed_everything(run_seed)
+        row = run_row(method, x, y, run_seed)
+        rows.append({
+            "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
+            "sweep": n_per_class not in main_sizes, **row, "device": device,
+            **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
+                          "test_fraction": test_fraction, "level": level}),
+        })
+        log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"], row["low"],
+                 row["high"], row["status"])
     write_table(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), outputs["rows"], column_docs=RUN_COLUMNS,
                 table_doc=f"benchmark runs of {estimator}")
+
+
+def estimate_bmi(*, runs: list, estimators: list[str], settings: dict, encoding: str, noise: float, seeds: list[int],
+                 main_sizes: list[int], level: float, inputs: dict, outputs: dict) -> None:
+    """bmi's own ``estimators`` (softmax_mi.benchmark.bmi.run_bmi, in ``.venv-bmi``) on the very samples the other
+    estimators see (:func:`sample_seed`), rows in :data:`RUN_COLUMNS` named ``bmi_<name>``. bmi gives KSG a
+    batch-means interval and its neural estimators none (NaN bounds; ``interval`` says so). A missing environment
+    stops the job with one line naming ``make bmi-env``."""
+    from softmax_mi.benchmark import bmi
+
+    if not os.path.exists(bmi.BMI_PYTHON):
+        raise SystemExit(f"benchmark_bmi: bmi's environment is missing ({bmi.BMI_PYTHON} does not exist); build it "
+                         "with `make bmi-env`, or set benchmark.bmi.estimators: [] to leave bmi out")
+    rows = []
+    for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
+        results = bmi_results(x, y, estimators, settings, derive_seed(seed, "benchmark-estimate", spec, n, "bmi"),
+                              encoding, noise, level)
+        for name, row in results.items():
+            rows.append({
+                "dataset": task.name, "estimator": f"bmi_{name}", "seed": seed, "n_per_class": n_per_class, "n": n,
+                "sweep": n_per_class not in main_sizes, **row, "n_train": n, "device": "cpu",
+                **provenance({"task": spec, "estimator": f"bmi_{name}", "settings": settings.get(name, {}),
+                              "encoding": encoding, "noise": noise, "seed": seed, "n": n, "level": level}),
+            })
+            log.info("%s n=%d seed %d bmi_%s: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, name,
+                     row["estimate"], row["low"], row["high"], row["status"])
+    write_table(pd.DataFrame(rows, columns=list(RUN_COLUMNS)), outputs["rows"], column_docs=RUN_COLUMNS,
+                table_doc="benchmark runs of bmi's estimators (benchmark-mi, its own environment)")
+
+
+def bmi_results(x, y, estimators: list[str], settings: dict, seed: int, encoding: str, noise: float,
+                level: float) -> dict[str, dict]:
+    """name → the result columns of bmi's estimators on one sample. One runner call for all of them; when one
+    estimator fails (e.g. NaN), each is rerun alone so that only the failing one becomes a ``failed`` row. A broken
+    environment stops the job with one line naming ``make bmi-env``."""
+    from softmax_mi.benchmark import bmi
+
+    def call(names: list[str]):
+        return bmi.run_bmi(x, y, estimators=names, settings=settings, seed=seed, encoding=encoding, noise=noise,
+                           level=level, python=bmi.BMI_PYTHON)
+
+    try:
+        results = call(estimators)
+    except bmi.BmiEnvironmentError as error:
+        if not str(error).startswith("bmi estimator"):
+            raise SystemExit(f"benchmark_bmi: {error}") from None
+        results = {}
+        for name in estimators:
+            try:
+                results.update(call([name]))
+            except bmi.BmiEnvironmentError as failure:
+                if not str(failure).startswith("bmi estimator"):
+                    raise SystemExit(f"benchmark_bmi: {failure}") from None
+                results[name] = str(failure)
+    return {name: bmi_row(results[name]) for name in estimators}
+
+
+def bmi_row(result) -> dict:
+    """The result columns of one bmi estimate (an :class:`~softmax_mi.MIEstimate`, or the failure's message)."""
+    if isinstance(result, str):
+        return failed_row(result)
+    details = result.details
+    subsets = int(details.get("subsets") or 0)
+    interval = (f"bmi batch means over {subsets} subsets (t)" if result.se is not None and not math.isnan(result.se)
+                else "none: bmi gives this estimator no interval")
+    steps = (details.get("params") or {}).get("max_n_steps", 0)
+    return {"status": "ok", "estimate": result.value, "low": result.low, "high": result.high, "se": result.se,
+            "ceiling": math.nan, "at_ceiling": False, "interval": interval,
+            "seconds": float(details.get("seconds") or math.nan),
+            "cpu_seconds": float(details.get("cpu_seconds") or math.nan), "train_steps": int(steps or 0)}
+
+
+def failed_row(reason: str) -> dict:
+    """The result columns of a run that could not give an estimate: NaN estimate and interval, ``status`` why."""
+    return {"status": f"failed: {reason}", "n_train": 0, "estimate": math.nan, "low": math.nan, "high": math.nan,
+            "se": math.nan, "ceiling": math.nan, "at_ceiling": False, "interval": "", "seconds": math.nan,
+            "cpu_seconds": math.nan, "train_steps": 0}
 
 
 def run_row(method, x, y, seed: int) -> dict:
@@ -193,10 +286,7 @@ def run_row(method, x, y, seed: int) -> dict:
     try:
         result = method.estimate(x, y, seed=seed)
     except (FloatingPointError, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return {"status": f"failed: {reason}", "n_train": 0, "estimate": math.nan, "low": math.nan,
-                "high": math.nan, "se": math.nan, "ceiling": math.nan, "at_ceiling": False, "interval": "",
-                "seconds": math.nan, "cpu_seconds": math.nan, "train_steps": 0}
+        return failed_row(str(error).splitlines()[0] if str(error) else type(error).__name__)
     details = result.details
     return {"status": "ok", "n_train": int(details.get("n_train", 0)), "estimate": result.value, "low": result.low,
             "high": result.high, "se": result.se, "ceiling": float(details.get("ceiling", math.nan)),
@@ -222,7 +312,7 @@ def summarise(*, tasks: list[dict], level: float, inputs: dict, outputs: dict) -
     from softmax_mi.plots_benchmark import plot_bias, plot_coverage  # matplotlib: imported by the job
 
     runs = pd.concat([read_table(path) for path in inputs["rows"]], ignore_index=True)
-    estimates = score_runs(runs, read_table(inputs["truths"]))[list(ESTIMATES_COLUMNS)]
+    estimates = score_runs(runs, read_table(inputs["truths"]), level)[list(ESTIMATES_COLUMNS)]
     estimates = estimates.sort_values(["family", "dataset", "estimator", "n", "seed"], ignore_index=True)
     write_table(estimates, outputs["estimates"], column_docs=ESTIMATES_COLUMNS,
                 table_doc="one row per benchmark task × estimator × seed × n, scored against the truth")
