@@ -117,6 +117,7 @@ def test_loss_options_hold_only_the_sections_a_loss_reads():
 
 
 LOCALISATION = {
+    "n_seeds": 2,
     "data": {"name": "cluttered_mnist", "seed": 0},
     "backbones": ["gap_cnn"],
     "adl": [False, True],

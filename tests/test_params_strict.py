@@ -188,8 +188,9 @@ def files(folder: Path, skip: tuple[str, ...] = (".git",)) -> list[str]:
 
 
 def test_snakemake_takes_nested_and_list_config_overrides(workdir):
-    plan = snakemake(workdir, "-n", "--config", "seeds=[0,1,2]", "classification={training: {epochs: 2}}").stdout
-    assert "seed2" in plan  # a third seed: the list arrived as integers
+    plan = snakemake(workdir, "-n", "--config", "seeds=[0,1,2]", "classification={training: {epochs: 2}}",
+                     "localisation={n_seeds: 3}").stdout
+    assert "seed2" in plan  # a third seed: the list arrived as integers (and the nested n_seeds took it)
     refused = snakemake(workdir, "-n", "--config", "seeds=[0,1.0]", check=False)
     assert refused.returncode != 0 and "seeds.1: 1.0 is not of type 'integer'" in refused.stdout + refused.stderr
 

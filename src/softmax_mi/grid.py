@@ -284,7 +284,7 @@ def wsol_runs(params: Params, dataset: str) -> list[tuple[str, str]]:
 def wsol_jobs(params: Params, datasets: list[str]) -> list[tuple[str, str, str, int]]:
     """(dataset, backbone, adl tag, seed) of every WSOL training (and evaluation) job."""
     return [(dataset, backbone, adl, seed) for dataset in datasets for backbone, adl in wsol_runs(params, dataset)
-            for seed in params["seeds"]]
+            for seed in params["seeds"][: params["localisation"]["n_seeds"]]]
 
 
 def wsol_train_settings(params: Params, dataset: str, backbone: str) -> dict[str, Any]:

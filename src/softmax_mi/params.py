@@ -361,10 +361,11 @@ def _seed_count_problems(params: Mapping[str, Any]) -> list[str]:
         if wanted > available:
             problems.append(f"classification.{section}.n_seeds: {wanted} is more than the {available} listed in "
                             f"`seeds` (fix: lower it, or list more seeds)")
-    wanted = params.get("benchmark", {}).get("n_seeds", 0)
-    if wanted > available:
-        problems.append(f"benchmark.n_seeds: {wanted} is more than the {available} listed in `seeds` (fix: lower it, "
-                        "or list more seeds)")
+    for section in ("benchmark", "localisation"):
+        wanted = params.get(section, {}).get("n_seeds", 0)
+        if wanted > available:
+            problems.append(f"{section}.n_seeds: {wanted} is more than the {available} listed in `seeds` (fix: lower "
+                            "it, or list more seeds)")
     return problems
 
 
