@@ -13,7 +13,8 @@ import yaml
 from softmax_mi.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "params", "workflow", "src"]  # src: DVC hashes it as a dependency
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "params", "workflow", "src", "requirements-bmi.lock"]  # src and
+# requirements-bmi.lock: DVC hashes them as dependencies (the benchmark stage's bmi rows depend on the pinned env)
 BIN = Path(sys.executable).parent
 
 

@@ -3,6 +3,7 @@
 from softmax_mi.stages import benchmark as benchmark_stage
 
 BENCHMARK = config["benchmark"]
+BENCH_ROWS = "results/benchmark/runs/{bench_estimator}.parquet"  # one leaf per estimator
 try:  # task names, the families' parameters, the sweep's task names: checked at parse time, before any job runs
     benchmark_stage.check_tasks(BENCHMARK)
 except ValueError as error:
@@ -37,7 +38,7 @@ rule benchmark_estimate:
     input:
         mnist=grid.benchmark_mnist_input(config),
     output:
-        rows="results/benchmark/runs/{bench_estimator}.parquet",
+        rows=BENCH_ROWS,
     threads: RESOURCES["benchmark_estimate"]["threads"]
     resources:
         **job_resources("benchmark_estimate",
@@ -92,7 +93,8 @@ rule benchmark_bmi:
 rule benchmark_summary:
     input:
         truths=rules.benchmark_truth.output.truths,
-        rows=expand(rules.benchmark_estimate.output.rows, bench_estimator=BENCHMARK["estimators"]) + BMI_ROWS,
+        rows=expand(BENCH_ROWS, bench_estimator=BENCHMARK["estimators"]) + BMI_ROWS,  # a plain pattern: a remote
+        # storage provider (the cluster path) wraps rules.*.output in storage objects, which expand() refuses
     output:
         estimates="results/benchmark/estimates.parquet",
         summary="results/benchmark/summary.parquet",
