@@ -39,6 +39,7 @@ SCHEMA_ENUMS = {
     "classification.standard.losses[]": registry.LOSSES,
     "classification.standard.balanced_losses[]": registry.LOSSES,
     "classification.standard.training.loss_lr_scale.propertyNames": registry.LOSSES,
+    "benchmark.bmi.estimators[]": registry.BMI_ESTIMATORS,
     "classification.cub.backbone": registry.FEATURE_BACKBONES,
     "classification.cub.settings[]": registry.CLS_SETTINGS,
     "classification.cub.losses[]": registry.LOSSES,
@@ -48,7 +49,7 @@ SCHEMA_ENUMS = {
     "label_shift.synthetic.balances[]": registry.BALANCES,
 }
 # enums of plain options, not names of things the library implements
-OPTION_ENUMS = {"device", "$defs.dataset_switch", "$defs.neural_training.select", "$defs.wsol_training.optimizer"}
+OPTION_ENUMS = {"device", "benchmark.bmi.encoding", "$defs.dataset_switch", "$defs.neural_training.select", "$defs.wsol_training.optimizer"}
 
 
 def schema_enums(node, path=""):

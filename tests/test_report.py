@@ -107,7 +107,7 @@ def test_report_of_the_smoke_run(smoke_run):
         assert re.search(rf"\*\*{claim} — (reproduced|not reproduced|not run)\.\*\*", text), claim
     assert not re.search(r"\bnan\b", text, flags=re.IGNORECASE)
     html = (results / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 7  # every figure of the four parts, embedded
+    assert html.count("data:image/png;base64,") == 10  # every figure of the five parts, embedded
     assert not re.search(r"\bnan\b", re.sub(r"data:image/png;base64,[^'\"]+", "", html), flags=re.IGNORECASE)
     assert "not run" not in {c for c in re.findall(r"\*\*C\d — ([a-z ]+)\.\*\*", text)}  # every part ran
     headline = json.loads((results / "report.json").read_text())

@@ -9,6 +9,8 @@ import re
 import pytest
 import yaml
 
+from softmax_mi import registry
+
 from helpers import REPO, make_workdir, snakemake
 from softmax_mi.params import load_params
 
@@ -73,8 +75,11 @@ def test_every_job_of_a_heavy_rule_gets_its_threads_and_resources_from_params(wo
         seen.add(job["rule"])
         # every synthetic_estimate job here trains networks (a kNN-only setting asks for none: tests/test_grid.py)
         assert job["threads"] == 3, job
+        # a benchmark job of a non-neural estimator (kNN) asks for no GPU, whatever the overlay says
+        cpu_only = job["rule"] == "benchmark_estimate" and \
+            job["wildcards"].get("bench_estimator") not in registry.BENCHMARK_NEURAL_ESTIMATORS
         assert (job["resources"].get("mem_mb"), job["resources"].get("runtime"), job["resources"].get("gpu")) == (
-            "1234", "56", "1"), job
+            "1234", "56", "0" if cpu_only else "1"), job
     # The CUB / Tiny-ImageNet rules have no jobs here (their data is absent); the others must all be seen.
     assert ALWAYS_IN_DAG <= seen, f"no job of {sorted(ALWAYS_IN_DAG - seen)} in the smoke DAG"
 

@@ -22,6 +22,7 @@ BALANCES = ("balanced", "imbalanced")  # the synthetic task's class-count profil
 BENCHMARK_FAMILIES = ("gaussian", "student_t", "bijection", "independent", "saturated", "gao", "mnist")
 BENCHMARK_ESTIMATORS = ("softmax", "pc_softmax", "logloss", "mine", "infonce", "nwj", "knn")
 BENCHMARK_NEURAL_ESTIMATORS = ("softmax", "pc_softmax", "logloss", "mine", "infonce", "nwj")
+BMI_ESTIMATORS = ("ksg", "infonce", "mine", "nwj")  # bmi's own, run in .venv-bmi (softmax_mi.benchmark.bmi)
 
 # classification (docs/paper.md §3): losses, and which params.yaml `classification` sections each loss reads
 LOSSES = ("softmax", "pc_softmax", "logit_adjusted", "class_balanced", "ldam_drw")

@@ -32,7 +32,7 @@ __all__ = ["BMI_PYTHON", "DEFAULT_SUBSETS", "RUNNER", "BmiEnvironmentError", "pa
 
 BMI_PYTHON = ".venv-bmi/bin/python"
 RUNNER = Path(__file__).with_name("bmi_runner.py")
-DEFAULT_SUBSETS = {"ksg": 10, "infonce": 0, "mine": 0, "nwj": 0}
+DEFAULT_SUBSETS = {"ksg": 10, "infonce": 0, "mine": 0, "nwj": 0}  # keys: softmax_mi.registry.BMI_ESTIMATORS
 """Batch-means subsets per bmi estimator: KSG gets an interval from 10 subsets (cheap); the neural ones none (each
 subset is a full training run)."""
 
