@@ -72,4 +72,6 @@ def test_dvc_repro_reuses_snakemake_results(smoke_run):
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], cwd=smoke_run).stdout)
     (files,) = [entry["data"] for entry in metrics.values()]
     assert list(files) == ["results/report.json"]
-    assert set(files["results/report.json"]["data"]) == {"C1", "C2", "C3", "C4", "BM1", "BM2"}
+    # the paper's claims always; the benchmark's BM1/BM2 when the smoke slice gives them numbers
+    assert {"C1", "C2", "C3", "C4"} <= set(files["results/report.json"]["data"]) <= {"C1", "C2", "C3", "C4", "BM1",
+                                                                                      "BM2"}
