@@ -119,3 +119,56 @@ def test_logloss_with_the_bayes_posterior_recovers_the_known_mi_and_calibration_
     estimator.temperature = 3.0  # exactly the Bayes posterior
     result = estimator.estimate(sample.subset(torch.arange(5000, 20_000)))
     assert abs(result.value - two_gaussian_mi()) < 3 * result.se  # 0.337 nats
+
+
+def test_stratified_folds_deal_every_class_evenly_and_are_seeded():
+    from softmax_mi.estimators.held_out import stratified_folds
+
+    labels = torch.tensor([0] * 53 + [1] * 11 + [2] * 7)
+    fold = stratified_folds(labels, 5, seed=3)
+    sizes = torch.bincount(fold, minlength=5)
+    assert int(sizes.max() - sizes.min()) <= 1 and int(sizes.sum()) == 71
+    for k, n_k in enumerate((53, 11, 7)):
+        per_fold = torch.bincount(fold[labels == k], minlength=5)
+        assert int(per_fold.max() - per_fold.min()) <= 1 and int(per_fold.sum()) == n_k
+    assert torch.equal(stratified_folds(labels, 5, seed=3), fold)
+    assert not torch.equal(stratified_folds(labels, 5, seed=4), fold)
+    with pytest.raises(ValueError, match="folds must be ≥ 2"):
+        stratified_folds(labels, 1, seed=0)
+
+
+def test_fold_samples_hold_every_example_out_once_and_keep_every_class_in_training():
+    from softmax_mi.estimators.held_out import fold_samples
+
+    x, y = gaussian_sample(40, 2, seed=5)
+    y[:2] = 3  # a class of two examples: each training part must still hold one
+    folds = fold_samples(x, y, folds=4, seed=1)
+    held = torch.cat([test.x for _, test in folds])
+    assert len(folds) == 4 and len(held) == 40
+    assert torch.equal(torch.sort(held[:, 0]).values, torch.sort(torch.as_tensor(x[:, 0]).float()).values)
+    for train, test in folds:
+        assert len(train) + len(test) == 40 and bool((train.class_counts() > 0).all())
+    with pytest.raises(ValueError, match="cannot make 30 folds"):
+        fold_samples(x, y, folds=30, seed=0)
+    with pytest.raises(ValueError, match="folds must be an integer ≥ 2"):
+        fold_samples(x, y, folds=1, seed=0)
+
+
+def test_crossfit_value_is_the_folds_weighted_mean_and_its_interval_their_t_spread():
+    from softmax_mi.estimators.held_out import stratified_folds
+
+    x, y = gaussian_sample(303, 2, seed=6)
+    estimator = build("pc_softmax", settings=TINY, folds=3)
+    result = estimator.estimate(x, y, seed=2)
+    values = np.array(result.details["fold_values"])
+    sizes = np.bincount(stratified_folds(torch.as_tensor(y), 3, 2).numpy())
+    assert result.value == pytest.approx(float(np.average(values, weights=sizes)))
+    assert result.se == pytest.approx(float(np.std(values, ddof=1) / math.sqrt(3)))
+    half = stats.t.ppf(0.975, 2) * result.se
+    assert (result.low, result.high) == pytest.approx((result.value - half, result.value + half))
+    assert result.n == 303 and result.details["interval"] == "crossfit_3"
+    assert result.details["n_train"] == pytest.approx(202.0) and estimator.parameters()["folds"] == 3
+    # each fold is a fresh fit seeded per fold: the same call is reproducible, the folds differ from each other
+    assert estimator.estimate(x, y, seed=2).value == result.value and len(set(values.round(12))) == 3
+    with pytest.raises(ValueError, match="folds must be an integer ≥ 1"):
+        build("pc_softmax", folds=0)

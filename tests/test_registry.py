@@ -27,6 +27,7 @@ SCHEMA = yaml.safe_load((REPO / "workflow" / "schemas" / "params.schema.yaml").r
 SCHEMA_ENUMS = {
     "synthetic.estimators[]": registry.ESTIMATORS,
     "benchmark.estimators[]": registry.BENCHMARK_ESTIMATORS,
+    "benchmark.crossfit.estimators[]": registry.BENCHMARK_ESTIMATORS,
     "benchmark.tasks[].family": registry.BENCHMARK_FAMILIES,
     "localisation.data.name": registry.EMBEDDED_WSOL_DATASETS,
     "localisation.backbones[]": registry.WSOL_BACKBONES,

@@ -20,13 +20,7 @@ from softmax_mi.classification import RunId
 from softmax_mi.losses import log_prior_from_counts, posthoc_adjusted_logits
 from softmax_mi.mi import log_class_probability
 from softmax_mi.provenance import provenance
-
-
-def entropy_of(labels: torch.Tensor, n_classes: int = 10) -> float:
-    """Plug-in H(Y) of ``labels``, nats."""
-    p = torch.bincount(labels, minlength=n_classes).double()
-    p = p[p > 0] / p.sum()
-    return float(-(p * p.log()).sum())
+from softmax_mi.samples import label_entropy
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior: torch.Tensor,
@@ -48,7 +42,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, log_prior
         "minority_acc": float(np.nanmean(per_class[minority])) if minority.any() else math.nan,
         "mi_estimate": float(log_pc.double().mean()),
         "mi_softmax_estimate": float(log_sm.double().mean() + math.log(logits.shape[-1])),
-        "entropy_y": entropy_of(labels),
+        "entropy_y": label_entropy(labels),
         "cross_entropy": float(-log_sm.double().mean()),
     }
     return metrics, per_class

@@ -107,6 +107,12 @@ def benchmark_estimator_settings(params: Params, estimator: str) -> dict[str, An
     return {**shared, **benchmark.get(estimator, {})}
 
 
+def benchmark_folds(params: Params, estimator: str) -> int:
+    """One benchmark estimator's folds: ``benchmark.crossfit.folds`` when it cross-fits, else 1 (one split)."""
+    crossfit = params["benchmark"]["crossfit"]
+    return crossfit["folds"] if estimator in crossfit["estimators"] else 1
+
+
 def benchmark_mnist_input(params: Params, runs: list | None = None) -> list[str]:
     """The prepared MNIST arrays when a benchmark task (of ``runs``, default every task) is an MNIST one."""
     specs = [spec for spec, _ in runs] if runs is not None else params["benchmark"]["tasks"]

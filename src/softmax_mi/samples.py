@@ -7,6 +7,14 @@ from dataclasses import dataclass
 import torch
 
 
+def label_entropy(labels: torch.Tensor) -> float:
+    """Plug-in entropy H(Y) of integer ``labels`` (any device), in nats: −Σ_k p̂_k log p̂_k over the observed
+    classes."""
+    counts = torch.bincount(labels.reshape(-1).cpu()).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())
+
+
 @dataclass(frozen=True)
 class LabeledSample:
     """Paired draws of a continuous ``x`` (n × d, float32) and a discrete label ``y`` (n, int64 in 0..K−1)."""
@@ -42,9 +50,7 @@ class LabeledSample:
 
     def label_entropy(self) -> float:
         """Plug-in H(Y) of this sample's labels, in nats."""
-        p = self.class_counts().double() / len(self)
-        p = p[p > 0]
-        return float(-(p * p.log()).sum())
+        return label_entropy(self.y)
 
     def to(self, device: str | torch.device) -> LabeledSample:
         return LabeledSample(self.x.to(device), self.y.to(device), self.n_classes)

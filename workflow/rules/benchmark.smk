@@ -51,6 +51,7 @@ rule benchmark_estimate:
             settings=lambda wc: grid.benchmark_estimator_settings(config, wc.bench_estimator),
             seeds=grid.benchmark_seeds(config),
             main_sizes=BENCHMARK["n_per_class"],
+            folds=lambda wc: grid.benchmark_folds(config, wc.bench_estimator),
             test_fraction=BENCHMARK["test_fraction"],
             level=BENCHMARK["level"],
             device=DEVICE,

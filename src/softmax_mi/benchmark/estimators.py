@@ -12,6 +12,14 @@ class held out, seeded by ``seed``), fits on the training split (the kNN ones do
 held-out split; ``seed`` also seeds initialisation and minibatch order. The interval of each family, and what it
 leaves out, is described in :mod:`softmax_mi.benchmark.intervals`.
 
+With ``folds=k`` (k ≥ 2) any estimator cross-fits instead (:meth:`HeldOutEstimator.crossfit`): k seeded
+stratified folds, k fits (each on the other k − 1 folds, seeded per fold), each read out on its own fold; the value
+is the mean over folds and the interval value ± t_{k−1}·sd(fold values)/√k (``interval`` = ``crossfit_k``). That
+interval holds the training randomness a single split's interval leaves out, at k times the cost. The pipeline
+cross-fits the classifier read-outs (``benchmark.crossfit``)::
+
+    ESTIMATORS["pc_softmax"](folds=5).estimate(x, y, seed=0)    # 5 fits; details["fold_values"]
+
 | name       | estimate                                                        | interval                           |
 |------------|-----------------------------------------------------------------|------------------------------------|
 | softmax    | log K − CE of a softmax MLP classifier                           | CLT on per-example terms           |
@@ -58,9 +66,10 @@ from softmax_mi.benchmark.intervals import (
 from softmax_mi.estimators import build_estimator
 from softmax_mi.estimators.base import LabeledSample, MIEstimate, MIEstimator
 from softmax_mi.estimators.classifier import SoftmaxMI
-from softmax_mi.estimators.held_out import held_out_estimate, split_sample
+from softmax_mi.estimators.held_out import fold_samples, held_out_estimate, split_sample
 from softmax_mi.estimators.knn import KNNMI, own_class_size, ross_mi, subsample
 from softmax_mi.estimators.variational import CriticMI
+from softmax_mi.runtime import derive_seed
 from softmax_mi.training import TrainConfig
 
 __all__ = [
@@ -240,16 +249,20 @@ class HeldOutEstimator:
     test_fraction: float = 0.2
     level: float = 0.95
     device: str = "cpu"
+    folds: int = 1
 
     def __post_init__(self) -> None:
         if self.name not in READOUTS:
             raise ValueError(f"unknown benchmark estimator {self.name!r}; use one of {', '.join(READOUTS)}")
+        if not isinstance(self.folds, int) or isinstance(self.folds, bool) or self.folds < 1:
+            raise ValueError(f"folds must be an integer ≥ 1 (1: one held-out split; k ≥ 2: k-fold cross-fitting), "
+                             f"got {self.folds!r}")
         self.settings = dict(self.settings)
 
     def parameters(self) -> dict[str, Any]:
         """The estimator's settings as a flat dict (name, test_fraction, level, device, then its settings)."""
         return {"name": self.name, "test_fraction": self.test_fraction, "level": self.level, "device": self.device,
-                **self.settings}
+                "folds": self.folds, **self.settings}
 
     def model(self, seed: int) -> MIEstimator:
         """A fresh, unfitted library estimator seeded by ``seed``."""
@@ -262,15 +275,50 @@ class HeldOutEstimator:
 
     def estimate(self, x, y, *, seed: int = 0) -> MIEstimate:
         """I(X;Y) in nats from features ``x`` (n × d) and integer labels ``y`` (n,), with its interval; see the
-        module docstring for the split, the interval and the ``details``."""
+        module docstring for the split (or the folds), the interval and the ``details``."""
         wall, cpu = time.perf_counter(), time.process_time()
-        train, test = split_sample(x, y, test_fraction=self.test_fraction, seed=seed)
-        model = self.model(seed).fit(train)
-        result, ceiling, method = READOUTS[self.name](model, train, test, self.level, seed)
-        details = {**result.details, "n_train": len(train), "label_entropy": train.label_entropy(),
+        if self.folds == 1:
+            train, test = split_sample(x, y, test_fraction=self.test_fraction, seed=seed)
+            result, ceiling, method = self.fit_readout(train, test, seed)
+            n_train, label_entropy_train = len(train), train.label_entropy()
+        else:
+            result, ceiling, method, n_train, label_entropy_train = self.crossfit(x, y, seed)
+        details = {**result.details, "n_train": n_train, "label_entropy": label_entropy_train,
                    "ceiling": ceiling, "at_ceiling": at_ceiling(result.value, ceiling), "interval": method,
                    "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu}
         return replace(result, details=details)
+
+    def fit_readout(self, train: LabeledSample, test: LabeledSample, seed: int) -> tuple[MIEstimate, float, str]:
+        """Fit a fresh model seeded by ``seed`` on ``train``; (estimate with its interval, ceiling, interval name)
+        on ``test``."""
+        return READOUTS[self.name](self.model(seed).fit(train), train, test, self.level, seed)
+
+    def crossfit(self, x, y, seed: int) -> tuple[MIEstimate, float, str, float, float]:
+        """k-fold cross-fitting (k = ``folds``): the estimator is fitted k times, each time on k − 1 of the
+        seeded stratified folds (its model seeded per fold) and read out on the fold left out. Value: the mean of
+        the k fold values weighted by fold size (every example scored once, by a model that never saw it);
+        interval: value ± t_{k−1}·sd(fold values)/√k. The fold-to-fold spread holds what a single split's interval
+        leaves out (each fold's model has its own initialisation, minibatch order and training rows) besides the
+        held-out noise; the randomness common to all folds (the (k − 2)/(k − 1) of training rows any two folds
+        share) is not in it. Returns (estimate, ceiling: the folds' size-weighted mean, interval name, mean
+        training size, mean training-label entropy)."""
+        folds = fold_samples(x, y, folds=self.folds, seed=seed)
+        fits = [self.fit_readout(train, test, derive_seed(seed, "fold", f)) for f, (train, test) in enumerate(folds)]
+        weights = torch.tensor([len(test) for _, test in folds], dtype=torch.float64)
+        weights /= weights.sum()
+        values = torch.tensor([result.value for result, _, _ in fits], dtype=torch.float64)
+        value = float((weights * values).sum())
+        se = float(values.std(unbiased=True)) / math.sqrt(self.folds)
+        low, high = normal_interval(value, se, self.level, quantile=t_quantile(self.level, self.folds - 1))
+        details = {"fold_values": values.tolist(), "fold_se": [result.se for result, _, _ in fits]}
+        steps = [result.details.get("train_steps") for result, _, _ in fits]
+        if None not in steps:
+            details["train_steps"] = sum(steps) / len(steps)
+        ceiling = float(sum(w * fit_ceiling for w, (_, fit_ceiling, _) in zip(weights.tolist(), fits)))
+        estimate = MIEstimate(value=value, low=low, high=high, se=se, n=len(y), level=self.level, details=details)
+        n_train = sum(len(train) for train, _ in folds) / self.folds
+        entropy = sum(train.label_entropy() for train, _ in folds) / self.folds
+        return estimate, ceiling, f"crossfit_{self.folds}", n_train, entropy
 
 
 ESTIMATORS: dict[str, Callable[..., HeldOutEstimator]] = {name: partial(HeldOutEstimator, name) for name in READOUTS}

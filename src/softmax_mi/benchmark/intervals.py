@@ -17,9 +17,11 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   ``m`` disjoint seeded class-stratified subsets, the estimator runs on each, and ``se = sd(subset estimates)/√m``
   (= sd·√(n_sub/n): the kNN variance scales as 1/n at fixed k), with a t quantile on m − 1 degrees of freedom.
 
-What no interval includes: the randomness of training (initialisation, minibatch order, the training sample:
-retrain over seeds for that) and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The
-coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far that matters.
+What none of these includes: the randomness of training (initialisation, minibatch order, the training sample)
+and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The first is what k-fold
+cross-fitting adds (``folds=k`` of :class:`~softmax_mi.benchmark.estimators.HeldOutEstimator`: value ±
+t_{k−1}·sd(fold values)/√k over k fits, each read out on the fold it did not see); the bias no interval can hold.
+The coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far each matters.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from scipy import stats
 
 from softmax_mi.benchmark.bmi_runner import subset_groups  # numpy-only: bmi's runner shares the grouping
 from softmax_mi.estimators.variational import joint_scores, log_partner_label_frequencies
+from softmax_mi.samples import label_entropy  # re-exported: the ceilings of logloss and InfoNCE
 
 __all__ = [
     "CEILING_TOLERANCE",
@@ -143,13 +146,6 @@ def label_cross_entropy(y: torch.Tensor, class_counts: torch.Tensor) -> float:
     counts = class_counts.double()
     log_prior = (counts / counts.sum()).log()
     return float(-log_prior[y.cpu()].mean())
-
-
-def label_entropy(y: torch.Tensor) -> float:
-    """Plug-in entropy of the labels ``y`` (nats)."""
-    counts = torch.bincount(y.cpu()).double()
-    p = counts[counts > 0] / len(y)
-    return float(-(p * p.log()).sum())
 
 
 def at_ceiling(value: float, ceiling: float, tolerance: tuple[float, float] = CEILING_TOLERANCE) -> bool:

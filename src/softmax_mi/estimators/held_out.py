@@ -14,7 +14,7 @@ from softmax_mi.mi import MIEstimate, _labels, _open_unit, _tensor, mi_from_logi
 from softmax_mi.registry import ESTIMATORS
 from softmax_mi.samples import LabeledSample
 
-__all__ = ["held_out_estimate", "mi_from_features", "split_sample", "stratified_split"]
+__all__ = ["fold_samples", "held_out_estimate", "mi_from_features", "split_sample", "stratified_folds", "stratified_split"]
 
 
 CLASSIFIER_READOUTS = {"pc_softmax": "pc_softmax", "softmax": "softmax"}  # estimator name -> mi_from_logits readout
@@ -37,6 +37,20 @@ def _features(features) -> torch.Tensor:
     return features
 
 
+def _class_ranks(labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(order, rank, counts): a seeded permutation of the examples, each permuted example's rank within its class
+    in that order (0, 1, ...), and the class counts."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)
+    shuffled = labels[order]
+    rank = torch.empty_like(order)
+    by_class = torch.argsort(shuffled, stable=True)  # within a class: the seeded order
+    counts = torch.bincount(shuffled)
+    starts = torch.cumsum(counts, 0) - counts
+    rank[by_class] = torch.arange(len(labels)) - starts[shuffled[by_class]]
+    return order, rank, counts
+
+
 def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded (train, test) index tensors: round(test_fraction · n_k) of each class's n_k examples go to the test
     split, at least one of each class stays in training (every class needs a training prior).
@@ -46,17 +60,29 @@ def stratified_split(labels: torch.Tensor, test_fraction: float, seed: int) -> t
         train_index, test_index = stratified_split(torch.tensor([0] * 50 + [1] * 10), 0.2, seed=0)
         len(test_index)    # 12: 10 of class 0, 2 of class 1
     """
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(labels), generator=generator)
-    shuffled = labels[order]
-    rank = torch.empty_like(order)
-    by_class = torch.argsort(shuffled, stable=True)  # within a class: the seeded order
-    counts = torch.bincount(shuffled)
-    starts = torch.cumsum(counts, 0) - counts
-    rank[by_class] = torch.arange(len(labels)) - starts[shuffled[by_class]]
+    order, rank, counts = _class_ranks(labels, seed)
     n_test = torch.minimum(torch.round(test_fraction * counts.double()).long(), counts - 1)
-    held = rank < n_test[shuffled]
+    held = rank < n_test[labels[order]]
     return torch.sort(order[~held]).values, torch.sort(order[held]).values
+
+
+def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """Seeded fold of every example (n,), in 0..folds − 1: each class's examples, in a seeded order, are dealt to
+    the folds in turn (class k starting where class k − 1 stopped), so every fold holds ⌊n_k/folds⌋ or
+    ⌈n_k/folds⌉ of class k and the folds' sizes differ by at most one.
+
+    Example::
+
+        fold = stratified_folds(torch.tensor([0] * 50 + [1] * 10), 5, seed=0)
+        torch.bincount(fold)    # tensor([12, 12, 12, 12, 12]): 10 of class 0 and 2 of class 1 each
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be ≥ 2, got {folds}")
+    order, rank, counts = _class_ranks(labels, seed)
+    starts = torch.cumsum(counts, 0) - counts
+    fold = torch.empty_like(order)
+    fold[order] = (rank + starts[labels[order]]) % folds
+    return fold
 
 
 def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fraction: float = 0.2, seed: int = 0,
@@ -116,17 +142,9 @@ def mi_from_features(features, labels, *, estimator: str = "pc_softmax", test_fr
     return held_out_estimate(model, train, test, level=level)
 
 
-def split_sample(features, labels, *, test_fraction: float = 0.2, seed: int = 0) -> tuple[LabeledSample, LabeledSample]:
-    """Checked (train, test) samples from features and labels: :func:`stratified_split` with ``test_fraction`` and
-    ``seed``, as :func:`mi_from_features` splits them (same inputs, same errors; K = labels.max() + 1, every class
-    needs ≥ 2 examples, the test split ≥ 2).
-
-    Example::
-
-        train, test = split_sample(x, y, test_fraction=0.2, seed=0)
-        build_estimator("knn").fit(train).estimate(test)
-    """
-    test_fraction = _open_unit("test_fraction", test_fraction, 0.2)
+def _checked_sample(features, labels) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(features, labels, K) checked as :func:`mi_from_features` checks them: K = labels.max() + 1, every class
+    needs ≥ 2 examples (one to train on, one to test)."""
     features = _features(features)
     n = features.shape[0]
     labels = _tensor(labels, "labels").detach()
@@ -141,6 +159,21 @@ def split_sample(features, labels, *, test_fraction: float = 0.2, seed: int = 0)
         rare = torch.nonzero(counts < 2).flatten()[:10].tolist()
         raise ValueError(f"labels: classes {rare} have fewer than 2 examples (one to train on, one to test); "
                          "relabel the classes as 0..K-1 without gaps, or drop the rare ones")
+    return features, labels, k
+
+
+def split_sample(features, labels, *, test_fraction: float = 0.2, seed: int = 0) -> tuple[LabeledSample, LabeledSample]:
+    """Checked (train, test) samples from features and labels: :func:`stratified_split` with ``test_fraction`` and
+    ``seed``, as :func:`mi_from_features` splits them (same inputs, same errors; K = labels.max() + 1, every class
+    needs ≥ 2 examples, the test split ≥ 2).
+
+    Example::
+
+        train, test = split_sample(x, y, test_fraction=0.2, seed=0)
+        build_estimator("knn").fit(train).estimate(test)
+    """
+    test_fraction = _open_unit("test_fraction", test_fraction, 0.2)
+    features, labels, k = _checked_sample(features, labels)
     train_index, test_index = stratified_split(labels, test_fraction, seed)
     if len(test_index) < 2:
         raise ValueError(f"test_fraction={test_fraction} holds out {len(test_index)} example(s); the interval needs "
@@ -148,6 +181,28 @@ def split_sample(features, labels, *, test_fraction: float = 0.2, seed: int = 0)
     train = LabeledSample(features[train_index], labels[train_index], k)
     test = LabeledSample(features[test_index], labels[test_index], k)
     return train, test
+
+
+def fold_samples(features, labels, *, folds: int, seed: int = 0) -> list[tuple[LabeledSample, LabeledSample]]:
+    """Cross-fitting: the checked sample cut into ``folds`` stratified folds (:func:`stratified_folds`), and for
+    each fold f the pair (every other fold, fold f). Every example is held out exactly once; each training part
+    keeps every class (a class of n_k ≥ 2 examples puts at most ⌈n_k/folds⌉ ≤ n_k − 1 in one fold).
+
+    Example::
+
+        for train, test in fold_samples(x, y, folds=5, seed=0):
+            build_estimator("pc_softmax", seed=0).fit(train).estimate(test)
+    """
+    features, labels, k = _checked_sample(features, labels)
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds must be an integer ≥ 2, got {folds!r}")
+    if len(labels) < 2 * folds:
+        raise ValueError(f"{len(labels)} examples cannot make {folds} folds of ≥ 2 (each fold's estimate needs an "
+                         "interval): lower folds or pass more examples")
+    fold = stratified_folds(labels, folds, seed)
+    return [(LabeledSample(features[fold != f], labels[fold != f], k), LabeledSample(features[fold == f],
+                                                                                    labels[fold == f], k))
+            for f in range(folds)]
 
 
 def held_out_estimate(model: MIEstimator, train: LabeledSample, test: LabeledSample, *,

@@ -9,6 +9,7 @@ Every estimator sees the same samples: a sample's seed derives from the base see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -53,17 +54,17 @@ RUN_COLUMNS = {
     "n": "rows of the sample (train + held-out)",
     "sweep": "True when this size is one of benchmark.sweep.n_per_class only (sample-efficiency rows)",
     "status": "'ok', or 'failed: <reason>' (diverged to NaN, or too few rows of a class): estimate and interval NaN",
-    "n_train": "rows the estimator trained on (the rest is held out)",
+    "n_train": "rows the estimator trained on (the rest is held out; cross-fitted: the folds' mean)",
     "estimate": "the estimate of I(X;Y), nats",
     "low": "lower end of the estimate's interval (level: benchmark.level), nats",
     "high": "upper end of the estimate's interval, nats",
     "se": "standard error of the estimate, nats",
     "ceiling": "the most the estimator can report on this sample (log K for softmax, ...), nats; NaN if none",
     "at_ceiling": "True when the estimate sits at its ceiling (then it says nothing about larger MI)",
-    "interval": "how the interval was computed (softmax_mi.benchmark.intervals)",
+    "interval": "how the interval was computed (softmax_mi.benchmark.intervals; crossfit_k: over k folds)",
     "seconds": "wall time of split + fit + estimate + interval, seconds",
     "cpu_seconds": "process CPU time of the same, seconds",
-    "train_steps": "optimiser steps taken (0 for kNN)",
+    "train_steps": "optimiser steps taken (0 for kNN; cross-fitted: the folds' mean)",
     "device": "torch device the estimator ran on",
     **PROVENANCE_COLUMNS,
 }
@@ -178,13 +179,14 @@ def samples(runs: list, seeds: list[int], mnist: list[str]):
                 yield (task, spec, n_per_class, n, seed, *task.sample(n, sample_seed(seed, spec, n)))
 
 
-def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], main_sizes: list[int],
+def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], main_sizes: list[int], folds: int,
              test_fraction: float, level: float, device: str, inputs: dict, outputs: dict) -> None:
-    """One estimator on every task × size × seed; ``runs``: (task spec, rows per class) pairs (softmax_mi.grid)."""
+    """One estimator on every task × size × seed; ``runs``: (task spec, rows per class) pairs (softmax_mi.grid);
+    ``folds``: 1 for one held-out split of ``test_fraction``, k ≥ 2 for k-fold cross-fitting."""
     from softmax_mi.benchmark.estimators import build  # torch: imported by the job, not at parse time
 
     device = resolve_device(device)
-    method = build(estimator, settings=settings, test_fraction=test_fraction, level=level, device=device)
+    method = build(estimator, settings=settings, folds=folds, test_fraction=test_fraction, level=level, device=device)
     warm_up(method, runs[0][0], min(main_sizes), inputs.get("mnist", []))
     rows = []
     for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
@@ -195,7 +197,7 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
             "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
             "sweep": n_per_class not in main_sizes, **row, "device": device,
             **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
-                          "test_fraction": test_fraction, "level": level}),
+                          "folds": folds, "test_fraction": test_fraction, "level": level}),
         })
         log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"], row["low"],
                  row["high"], row["status"])
@@ -302,7 +304,8 @@ def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
     from softmax_mi.benchmark.tasks import make_task
 
     task = make_task(with_source(spec, mnist))
-    method.estimate(*task.sample(n_per_class * task.n_classes, derive_seed(0, "benchmark-warm-up", spec)), seed=0)
+    single = dataclasses.replace(method, folds=1)  # one fit pays them as well as k would
+    single.estimate(*task.sample(n_per_class * task.n_classes, derive_seed(0, "benchmark-warm-up", spec)), seed=0)
 
 
 def summarise(*, tasks: list[dict], level: float, inputs: dict, outputs: dict) -> None:
