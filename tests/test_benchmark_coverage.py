@@ -68,3 +68,15 @@ def test_training_spread_beyond_the_intervals_is_estimated_and_widens_them():
     assert marked["training_sd"].iloc[0] == pytest.approx(0.03, rel=0.1)
     summary = coverage_summary(table).set_index("regime").loc["all"]
     assert summary["coverage"] < 0.6 and summary["coverage_with_training"] == pytest.approx(0.95, abs=0.03)
+
+
+def test_coverage_of_the_own_expectation_separates_honest_noise_from_bias():
+    """A biased estimator with honest intervals covers its own expectation ≈ 95 % and the truth never; one whose
+    intervals ignore half its noise covers neither; a cell of one seed has no expectation to cover."""
+    biased = coverage_summary(rows(0.1, n_seeds=400)).set_index("regime").loc["all"]
+    assert biased["coverage"] == 0.0 and biased["coverage_of_expectation"] == pytest.approx(0.95, abs=0.03)
+    narrow = rows(0.0, n_seeds=400)
+    narrow[["low", "high"]] = np.c_[narrow["value"] - 0.0098, narrow["value"] + 0.0098]
+    summary = coverage_summary(narrow).set_index("regime").loc["all"]
+    assert summary["coverage_of_expectation"] == pytest.approx(0.68, abs=0.05)
+    assert mark_coverage(rows(0.0, n_seeds=1))["covered_expectation"].isna().all()

@@ -232,3 +232,16 @@ def test_every_module_and_function_the_docs_name_exists(path):
     importable, else the reader is sent to code that is not there."""
     missing = sorted(name for name in _python_names((REPO / path).read_text()) if not _resolves(name))
     assert not missing, f"{path} names {missing}: update the reference to where the code lives now"
+
+
+CONFIGFILE_THEN_TARGET = re.compile(r"--configfile(?:[ \t]+[\w./-]+\.ya?ml)+[ \t]+(?!-)([a-z]\w*)\b")
+
+
+def test_no_snakemake_target_after_configfile(corpus):
+    """``--configfile`` takes every following word as a file (Snakemake's nargs="+"): a target written after it is
+    read as a config file and the run stops with FileNotFoundError. Targets go first."""
+    offenders = [f"{name}: …{match.group(0)}" for name, text in corpus.items()
+                 for match in CONFIGFILE_THEN_TARGET.finditer(text) if "snakemake" in text[:match.start()][-200:]]
+    assert not offenders, offenders
+    assert CONFIGFILE_THEN_TARGET.search("snakemake --cores 2 --configfile params/x.yaml " + "benchmark_all")
+    assert not CONFIGFILE_THEN_TARGET.search("snakemake all --configfile params/x.yaml --cores 2")

@@ -26,6 +26,11 @@ Definitions (stated once, used by the stage and the report):
   ``se`` column, else half the width / z), a random-effects split of the seed-to-seed spread; a cell of one seed
   has none (NaN). ``covered_with_training``: |value − truth| ≤ √(half-width² + z²·(training_sd² + truth_se²)), the interval
   an estimator would have if it were refitted over seeds; with 3 seeds a cell's training_sd is itself noisy.
+- **covered_expectation**: whether the run's interval, widened by √(1 + 1/(m − 1)), contains the mean of the other
+  m − 1 seeds' values of its cell (NA for a cell of one seed): the coverage of the estimator's *own* expectation,
+  which its bias does not touch. Near 95 % means the interval is honest about the estimate's noise (training
+  included), and a low ``covered`` then comes from the bias alone. The widening is the leave-one-out mean's own
+  spread, taking every seed's noise to be the run's (the half-width / z).
 - **coverage interval**: Clopper–Pearson (exact binomial) at ``confidence`` for covered / rows of the group. Rows
   of one cell share a task, so the binomial interval (which assumes independent rows) is optimistic when cells
   differ a lot; the per-cell table shows where.
@@ -98,7 +103,8 @@ def binomial_interval(successes, trials, confidence: float = 0.95) -> tuple[np.n
 def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str] | None = None,
                   bias_ratio: float = 1.0) -> pd.DataFrame:
     """A copy of ``rows`` (those with an interval) with ``covered``, ``width``, ``cell_bias``, ``cell_width``,
-    ``regime``, ``training_sd`` and ``covered_with_training`` added (see the module docstring); ``cell``: the
+    ``regime``, ``training_sd``, ``covered_with_training`` and ``covered_expectation`` added (see the module
+    docstring); ``cell``: the
     columns identifying a cell (default: those of dataset, estimator, n, family that exist); ``bias_ratio``: the
     regime threshold |cell_bias| < bias_ratio · cell_width."""
     rows = _checked(rows)
@@ -120,6 +126,10 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
     half = np.sqrt((rows["width"] / 2) ** 2 + z**2 * (training + rows["truth_se"].fillna(0.0) ** 2))
     distance = np.maximum(np.maximum(truth_low - rows["value"], rows["value"] - truth_high), 0.0)
     rows["covered_with_training"] = (distance <= half).where(training.notna())
+    seeds = grouped["value"].transform("size")
+    others = (grouped["value"].transform("sum") - rows["value"]) / (seeds - 1).where(seeds > 1)
+    reach = rows["width"] / 2 * np.sqrt(1 + 1 / (seeds - 1).where(seeds > 1))
+    rows["covered_expectation"] = ((rows["value"] - others).abs() <= reach).where(others.notna())
     return rows.drop(columns="_variance")
 
 
@@ -127,14 +137,18 @@ def coverage_summary(rows: pd.DataFrame, *, by: Sequence[str] = ("estimator",), 
                      confidence: float = 0.95, bias_ratio: float = 1.0) -> pd.DataFrame:
     """Coverage per group of ``by`` and per bias regime (plus ``all``): columns ``by``…, ``regime``, ``rows``,
     ``covered``, ``coverage``, ``coverage_low``, ``coverage_high`` (Clopper–Pearson at ``confidence``),
-    ``coverage_with_training`` (the intervals widened by the cells' seed-to-seed spread), ``mean_width``,
+    ``coverage_with_training`` (the intervals widened by the cells' seed-to-seed spread),
+    ``coverage_of_expectation`` (share of runs whose interval holds the other seeds' mean: the noise part alone),
+    ``mean_width``,
     ``mean_abs_bias`` (nats), ``mean_training_sd`` (nats)."""
     marked = mark_coverage(rows, level=level, bias_ratio=bias_ratio)
-    marked["covered_with_training"] = marked["covered_with_training"].astype(float)
+    for column in ("covered_with_training", "covered_expectation"):
+        marked[column] = marked[column].astype(float)
     both = pd.concat([marked, marked.assign(regime="all")], ignore_index=True)
     keys = [*by, "regime"]
     summary = both.groupby(keys, sort=True).agg(rows=("covered", "size"), covered=("covered", "sum"),
                                                 coverage_with_training=("covered_with_training", "mean"),
+                                                coverage_of_expectation=("covered_expectation", "mean"),
                                                 mean_width=("width", "mean"),
                                                 mean_abs_bias=("cell_bias", lambda b: float(np.abs(b).mean())),
                                                 mean_training_sd=("training_sd", "mean"))
@@ -143,7 +157,7 @@ def coverage_summary(rows: pd.DataFrame, *, by: Sequence[str] = ("estimator",), 
     summary["coverage_low"], summary["coverage_high"] = binomial_interval(summary["covered"], summary["rows"],
                                                                           confidence)
     return summary[[*keys, "rows", "covered", "coverage", "coverage_low", "coverage_high", "coverage_with_training",
-                    "mean_width", "mean_abs_bias", "mean_training_sd"]]
+                    "coverage_of_expectation", "mean_width", "mean_abs_bias", "mean_training_sd"]]
 
 
 def meets_band(summary: pd.DataFrame, *, estimators: Sequence[str] = ("softmax", "pc_softmax", "logloss"),
