@@ -57,11 +57,20 @@ class ClassifierMI(MIEstimator):
         return self
 
     @torch.no_grad()
-    def estimate(self, test: LabeledSample) -> MIEstimate:
+    def logits(self, sample: LabeledSample) -> torch.Tensor:
+        """The fitted classifier's logits f(x) (n × K) on ``sample``, on the training device."""
         if self.model is None:
-            raise RuntimeError(f"{type(self).__name__}.estimate called before fit")
-        test = test.to(self.train_config.device)
-        logits = self.model(test.x)
+            raise RuntimeError(f"{type(self).__name__} used before fit")
+        return self.model(sample.x.to(self.train_config.device))
+
+    def estimate(self, test: LabeledSample) -> MIEstimate:
+        return self.estimate_from_logits(self.logits(test), test)
+
+    @torch.no_grad()
+    def estimate_from_logits(self, logits: torch.Tensor, test: LabeledSample) -> MIEstimate:
+        """The estimate (mean of the per-example terms) and its diagnostics from ``logits`` = :meth:`logits` of
+        ``test``: one forward pass serves the value and :func:`softmax_mi.mi_from_logits`'s interval."""
+        test = test.to(logits.device)
         predicted = logits.argmax(dim=1)
         correct = (predicted == test.y).double()
         per_class = torch.zeros(test.n_classes, dtype=torch.float64, device=correct.device)

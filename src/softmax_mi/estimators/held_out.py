@@ -216,12 +216,12 @@ def held_out_estimate(model: MIEstimator, train: LabeledSample, test: LabeledSam
         model = build_estimator("pc_softmax", seed=0).fit(train)
         held_out_estimate(model, train, test)    # MIEstimate with a 95 % interval
     """
-    result = model.estimate(test)
-    details = {**result.details, "n_train": len(train)}
     if model.name not in CLASSIFIER_READOUTS:
-        return MIEstimate(value=result.value, n=len(test), level=level, details=details)
-    with torch.no_grad():
-        logits = model.model(test.x.to(model.train_config.device))
+        result = model.estimate(test)
+        return MIEstimate(value=result.value, n=len(test), level=level, details={**result.details,
+                                                                                  "n_train": len(train)})
+    logits = model.logits(test)  # one forward pass: the value's diagnostics and the interval
+    details = {**model.estimate_from_logits(logits, test).details, "n_train": len(train)}
     readout = CLASSIFIER_READOUTS[model.name]
     prior = {"class_counts": train.class_counts()} if readout == "pc_softmax" else {}
     return replace(mi_from_logits(logits, test.y, readout=readout, level=level, **prior), details=details)
