@@ -82,7 +82,7 @@ def bm2(estimates: pd.DataFrame) -> Claim:
                            for name, row in chosen.iterrows())
                  + f" (required: consistent with {100 * low:.0f}–{100 * high:.0f} %). 'Its own expectation': runs whose "
                  "interval holds the other seeds' mean, which the bias does not move: near 95 %, the interval is "
-                 "honest about the noise and the bias is what keeps it off the truth.",
+                 "honest about the noise and the bias is what keeps it off the truth",
                  {f"{name}_coverage": round(float(row.coverage), 4) for name, row in chosen.iterrows()})
 
 
