@@ -133,7 +133,7 @@ def test_stratified_folds_deal_every_class_evenly_and_are_seeded():
         assert int(per_fold.max() - per_fold.min()) <= 1 and int(per_fold.sum()) == n_k
     assert torch.equal(stratified_folds(labels, 5, seed=3), fold)
     assert not torch.equal(stratified_folds(labels, 5, seed=4), fold)
-    with pytest.raises(ValueError, match="folds must be ≥ 2"):
+    with pytest.raises(ValueError, match="folds must be an integer ≥ 2"):
         stratified_folds(labels, 1, seed=0)
 
 

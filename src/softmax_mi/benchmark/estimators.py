@@ -146,7 +146,7 @@ class LogLossMI(MIEstimator):
         if self.classifier.model is None:
             raise RuntimeError("LogLossMI used before fit")
         self.classifier.model.eval()
-        return self.classifier.model(sample.x.to(self.classifier.train_config.device))
+        return self.classifier.logits(sample)
 
     def terms(self, test: LabeledSample) -> torch.Tensor:
         """The per-example terms −log p̂_{y_i} − H(q_T(·|x_i)) (float64, (n,)) whose mean is the estimate."""

@@ -76,8 +76,8 @@ def stratified_folds(labels: torch.Tensor, folds: int, seed: int) -> torch.Tenso
         fold = stratified_folds(torch.tensor([0] * 50 + [1] * 10), 5, seed=0)
         torch.bincount(fold)    # tensor([12, 12, 12, 12, 12]): 10 of class 0 and 2 of class 1 each
     """
-    if folds < 2:
-        raise ValueError(f"folds must be ≥ 2, got {folds}")
+    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
+        raise ValueError(f"folds must be an integer ≥ 2, got {folds!r}")
     order, rank, counts = _class_ranks(labels, seed)
     starts = torch.cumsum(counts, 0) - counts
     fold = torch.empty_like(order)
@@ -194,12 +194,10 @@ def fold_samples(features, labels, *, folds: int, seed: int = 0) -> list[tuple[L
             build_estimator("pc_softmax", seed=0).fit(train).estimate(test)
     """
     features, labels, k = _checked_sample(features, labels)
-    if not isinstance(folds, int) or isinstance(folds, bool) or folds < 2:
-        raise ValueError(f"folds must be an integer ≥ 2, got {folds!r}")
+    fold = stratified_folds(labels, folds, seed)  # checks folds
     if len(labels) < 2 * folds:
         raise ValueError(f"{len(labels)} examples cannot make {folds} folds of ≥ 2 (each fold's estimate needs an "
                          "interval): lower folds or pass more examples")
-    fold = stratified_folds(labels, folds, seed)
     return [(LabeledSample(features[fold != f], labels[fold != f], k), LabeledSample(features[fold == f],
                                                                                     labels[fold == f], k))
             for f in range(folds)]
