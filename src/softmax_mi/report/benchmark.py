@@ -96,9 +96,9 @@ def coverage_table(estimates: pd.DataFrame) -> tuple[list[str], list[list[str]]]
     summary = coverage_summary(estimates)
     summary = summary[summary["regime"] != "all"]
     methods = interval_names(estimates)
-    head = ["estimator", "interval", "regime", "runs", "coverage", "95 % interval", "with training spread",
-            "of its own expectation", "mean width", "mean |bias|"]
-    rows = [[r.estimator, methods.get(r.estimator, ""), r.regime, str(int(r.rows)), percent(r.coverage),
+    head = ["estimator (interval)", "regime", "runs", "covers the truth", "Clopper–Pearson 95 %",
+            "+ training spread", "own expectation", "mean width", "mean |bias|"]
+    rows = [[f"{r.estimator} ({methods.get(r.estimator) or '—'})", r.regime, str(int(r.rows)), percent(r.coverage),
              f"{percent(r.coverage_low)}–{percent(r.coverage_high)}", percent(r.coverage_with_training),
              percent(r.coverage_of_expectation), fmt(r.mean_width), fmt(r.mean_abs_bias)]
             for r in summary.itertuples()]
@@ -205,7 +205,7 @@ def benchmark_section(report: Report, results: Path) -> None:
     report.add("h3", "Per estimator, every run")
     report.add("table", *overall_table(estimates))
     report.add("h3", "Can the interval be believed: coverage per bias regime (a setting's regime: |mean error| < "
-                     "mean interval width, or not; Clopper–Pearson intervals; 'with training spread': each interval "
+                     "mean interval width, or not; '+ training spread': each interval "
                      "widened by its setting's seed-to-seed spread; 'of its own expectation': the interval holds the "
                      "other seeds' mean, which the bias does not move)")
     report.add("table", *coverage_table(estimates))
