@@ -80,3 +80,15 @@ def test_coverage_of_the_own_expectation_separates_honest_noise_from_bias():
     summary = coverage_summary(narrow).set_index("regime").loc["all"]
     assert summary["coverage_of_expectation"] == pytest.approx(0.68, abs=0.05)
     assert mark_coverage(rows(0.0, n_seeds=1))["covered_expectation"].isna().all()
+
+
+def test_asymmetric_intervals_are_judged_on_the_side_of_the_truth_and_of_the_other_seeds():
+    """A bracket-like interval [value − 0.0196, value + 0.2]: a truth above the value within 0.2 is covered, with and
+    without the training spread; the other seeds' mean above the value is held by the upper part alone."""
+    table = rows(-0.1, n_seeds=400)  # values 0.1 below the truth
+    table[["low", "high"]] = np.c_[table["value"] - 0.0196, table["value"] + 0.2]
+    marked = mark_coverage(table)
+    assert marked["covered"].mean() > 0.99 and marked["covered_with_training"].dropna().mean() > 0.99
+    low_side = table.assign(low=table["value"] - 0.2, high=table["value"] + 0.0196)
+    assert mark_coverage(low_side)["covered"].mean() < 0.01
+    assert mark_coverage(low_side)["covered_with_training"].dropna().mean() < 0.01

@@ -164,11 +164,36 @@ def test_crossfit_value_is_the_folds_weighted_mean_and_its_interval_their_t_spre
     sizes = np.bincount(stratified_folds(torch.as_tensor(y), 3, 2).numpy())
     assert result.value == pytest.approx(float(np.average(values, weights=sizes)))
     assert result.se == pytest.approx(float(np.std(values, ddof=1) / math.sqrt(3)))
-    half = stats.t.ppf(0.975, 2) * result.se
-    assert (result.low, result.high) == pytest.approx((result.value - half, result.value + half))
-    assert result.n == 303 and result.details["interval"] == "crossfit_3"
+    q = stats.t.ppf(0.975, 2)
+    in_sample = np.array(result.details["fold_in_sample"])
+    upper = max(result.value + q * result.se, in_sample.mean() + q * np.std(in_sample, ddof=1) / math.sqrt(3))
+    assert (result.low, result.high) == pytest.approx((result.value - q * result.se, upper))
+    assert result.details["in_sample"] == pytest.approx(in_sample.mean())
+    assert result.n == 303 and result.details["interval"] == "crossfit_3_bracket"
     assert result.details["n_train"] == pytest.approx(202.0) and estimator.parameters()["folds"] == 3
     # each fold is a fresh fit seeded per fold: the same call is reproducible, the folds differ from each other
     assert estimator.estimate(x, y, seed=2).value == result.value and len(set(values.round(12))) == 3
     with pytest.raises(ValueError, match="folds must be an integer ≥ 1"):
         build("pc_softmax", folds=0)
+
+
+def test_the_bracket_reaches_the_in_sample_read_out_of_a_model_that_overfits():
+    """softmax / pc_softmax: the same read-out on the rows the model was fitted on is optimistic where the model
+    overfits (200 rows, 50 dimensions, a wide net, long training): the interval's upper end reaches its upper
+    limit; logloss (its terms do not read the labels) and the critics have no bracket."""
+    from softmax_mi.estimators.held_out import held_out_estimate, split_sample
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 3, 200)
+    x = 0.3 * np.eye(3)[y] @ rng.standard_normal((3, 30)) + rng.standard_normal((200, 30))  # weak signal, 30-d
+    overfit = {"epochs": 30, "batch_size": 32, "hidden": (64,), "select": "last", "min_steps": 0, "patience": None}
+    estimator = build("pc_softmax", settings=overfit)
+    result = estimator.estimate(x, y, seed=0)
+    train, _ = split_sample(x, y, test_fraction=0.2, seed=0)
+    fitted = held_out_estimate(estimator.model(0).fit(train), train, train)
+    assert result.details["interval"] == "clt_terms_bracket"
+    assert result.details["in_sample"] == pytest.approx(fitted.value, abs=1e-6)
+    assert result.details["in_sample"] > result.value + 0.1  # overfitting: resubstitution is optimistic
+    assert result.high == pytest.approx(fitted.high, abs=1e-6) and result.value - result.low < result.high - result.value
+    for name in ("logloss", "nwj"):
+        assert "in_sample" not in build(name, settings=TINY).estimate(x, y, seed=0).details, name

@@ -24,13 +24,14 @@ Definitions (stated once, used by the stage and the report):
 - **training randomness**: no estimator's own interval includes it (it covers the held-out rows' noise given the
   fitted model). ``training_sd`` estimates it per cell as √max(0, var(values over seeds) − mean(se²)) (se: the
   ``se`` column, else half the width / z), a random-effects split of the seed-to-seed spread; a cell of one seed
-  has none (NaN). ``covered_with_training``: |value − truth| ≤ √(half-width² + z²·(training_sd² + truth_se²)), the interval
+  has none (NaN). ``covered_with_training``: |value − truth| ≤ √(half-width² + z²·(training_sd² + truth_se²))
+  (the half on the truth's side: an interval may be asymmetric, as the classifiers' bracket is), the interval
   an estimator would have if it were refitted over seeds; with 3 seeds a cell's training_sd is itself noisy.
 - **covered_expectation**: whether the run's interval, widened by √(1 + 1/(m − 1)), contains the mean of the other
   m − 1 seeds' values of its cell (NA for a cell of one seed): the coverage of the estimator's *own* expectation,
   which its bias does not touch. Near 95 % means the interval is honest about the estimate's noise (training
   included), and a low ``covered`` then comes from the bias alone. The widening is the leave-one-out mean's own
-  spread, taking every seed's noise to be the run's (the half-width / z).
+  spread, taking every seed's noise to be the run's (the half-width / z; the half on the other mean's side).
 - **coverage interval**: Clopper–Pearson (exact binomial) at ``confidence`` for covered / rows of the group. Rows
   of one cell share a task, so the binomial interval (which assumes independent rows) is optimistic when cells
   differ a lot; the per-cell table shows where.
@@ -123,13 +124,15 @@ def mark_coverage(rows: pd.DataFrame, *, level: float = 0.95, cell: Sequence[str
     between = grouped["value"].transform("var")  # NaN for a cell of one seed
     training = np.clip(between - grouped["_variance"].transform("mean"), 0.0, None)
     rows["training_sd"] = np.sqrt(training)
-    half = np.sqrt((rows["width"] / 2) ** 2 + z**2 * (training + rows["truth_se"].fillna(0.0) ** 2))
-    distance = np.maximum(np.maximum(truth_low - rows["value"], rows["value"] - truth_high), 0.0)
-    rows["covered_with_training"] = (distance <= half).where(training.notna())
+    up, down = rows["high"] - rows["value"], rows["value"] - rows["low"]  # an interval may be asymmetric (bracket)
+    extra = z**2 * (training + rows["truth_se"].fillna(0.0) ** 2)
+    rows["covered_with_training"] = ((truth_low - rows["value"] <= np.sqrt(up**2 + extra))
+                                     & (rows["value"] - truth_high <= np.sqrt(down**2 + extra))).where(training.notna())
     seeds = grouped["value"].transform("size")
     others = (grouped["value"].transform("sum") - rows["value"]) / (seeds - 1).where(seeds > 1)
-    reach = rows["width"] / 2 * np.sqrt(1 + 1 / (seeds - 1).where(seeds > 1))
-    rows["covered_expectation"] = ((rows["value"] - others).abs() <= reach).where(others.notna())
+    widen = np.sqrt(1 + 1 / (seeds - 1).where(seeds > 1))
+    rows["covered_expectation"] = ((others - rows["value"] <= up * widen)
+                                   & (rows["value"] - others <= down * widen)).where(others.notna())
     return rows.drop(columns="_variance")
 
 

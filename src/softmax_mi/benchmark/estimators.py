@@ -22,13 +22,16 @@ cross-fits the classifier read-outs (``benchmark.crossfit``)::
 
 | name       | estimate                                                        | interval                           |
 |------------|-----------------------------------------------------------------|------------------------------------|
-| softmax    | log K − CE of a softmax MLP classifier                           | CLT on per-example terms           |
-| pc_softmax | mean log PC_y(x) of a PC-softmax MLP (the paper's estimator)    | CLT on per-example terms           |
+| softmax    | log K − CE of a softmax MLP classifier                           | CLT on per-example terms, bracket  |
+| pc_softmax | mean log PC_y(x) of a PC-softmax MLP (the paper's estimator)    | CLT on per-example terms, bracket  |
 | logloss    | Ĥ(Y) − mean H(q(·|x)) of a temperature-calibrated classifier    | CLT on per-example terms (delta)   |
 | mine       | Donsker–Varadhan bound of a trained critic                      | CLT on influence terms (delta)     |
 | infonce    | InfoNCE bound (in-batch negatives)                               | CLT on influence terms (delta)     |
 | nwj        | NWJ bound                                                       | CLT on influence terms (U-stat.)   |
 | knn        | Ross (2014) kNN estimator                                        | batch means over 10 subsets, t(9)  |
+
+Bracket: the classifier read-outs' upper end reaches the in-sample (resubstitution) read-out's upper limit, which
+holds the overfitting part of their bias (``details["in_sample"]``; :mod:`softmax_mi.benchmark.intervals`).
 
 ``details`` of every result carries: ``label_entropy`` (H of the training labels, nats: the truth's own cap),
 ``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
@@ -172,10 +175,14 @@ Readout = Callable[[MIEstimator, LabeledSample, LabeledSample, float, int], tupl
 
 def classifier_readout(model: MIEstimator, train: LabeledSample, test: LabeledSample, level: float,
                        seed: int) -> tuple[MIEstimate, float, str]:
+    """The held-out read-out with its CLT interval, its upper end raised to the in-sample read-out's upper limit
+    (the bracket: :mod:`softmax_mi.benchmark.intervals`); ``details["in_sample"]`` / ``["in_sample_se"]``."""
     result = held_out_estimate(model, train, test, level=level)
+    fitted = held_out_estimate(model, train, train, level=level)  # resubstitution: the rows it was fitted on
     ceiling = math.log(test.n_classes) if model.name == "softmax" else label_cross_entropy(test.y,
                                                                                            train.class_counts())
-    return result, ceiling, "clt_terms"
+    details = {**result.details, "in_sample": fitted.value, "in_sample_se": fitted.se}
+    return replace(result, high=max(result.high, fitted.high), details=details), ceiling, "clt_terms_bracket"
 
 
 def logloss_readout(model: LogLossMI, train: LabeledSample, test: LabeledSample, level: float,
@@ -300,8 +307,11 @@ class HeldOutEstimator:
         interval: value ± t_{k−1}·sd(fold values)/√k. The fold-to-fold spread holds what a single split's interval
         leaves out (each fold's model has its own initialisation, minibatch order and training rows) besides the
         held-out noise; the randomness common to all folds (the (k − 2)/(k − 1) of training rows any two folds
-        share) is not in it. Returns (estimate, ceiling: the folds' size-weighted mean, interval name, mean
-        training size, mean training-label entropy)."""
+        share) is not in it. Read-outs that also give an in-sample value (softmax, pc_softmax: the bracket of
+        :mod:`softmax_mi.benchmark.intervals`) raise the upper end to the folds' in-sample mean
+        + t_{k−1}·sd(in-sample values)/√k when that is higher (``interval`` = ``crossfit_k_bracket``). Returns
+        (estimate, ceiling: the folds' size-weighted mean, interval name, mean training size, mean training-label
+        entropy)."""
         folds = fold_samples(x, y, folds=self.folds, seed=seed)
         fits = [self.fit_readout(train, test, derive_seed(seed, "fold", f)) for f, (train, test) in enumerate(folds)]
         weights = torch.tensor([len(test) for _, test in folds], dtype=torch.float64)
@@ -309,8 +319,17 @@ class HeldOutEstimator:
         values = torch.tensor([result.value for result, _, _ in fits], dtype=torch.float64)
         value = float((weights * values).sum())
         se = float(values.std(unbiased=True)) / math.sqrt(self.folds)
-        low, high = normal_interval(value, se, self.level, quantile=t_quantile(self.level, self.folds - 1))
+        quantile = t_quantile(self.level, self.folds - 1)
+        low, high = normal_interval(value, se, self.level, quantile=quantile)
         details = {"fold_values": values.tolist(), "fold_se": [result.se for result, _, _ in fits]}
+        method = f"crossfit_{self.folds}"
+        if all("in_sample" in result.details for result, _, _ in fits):  # the bracket, over folds
+            in_values = torch.tensor([result.details["in_sample"] for result, _, _ in fits], dtype=torch.float64)
+            in_sample = float(in_values.mean())
+            in_se = float(in_values.std(unbiased=True)) / math.sqrt(self.folds)
+            high = max(high, in_sample + quantile * in_se)
+            details.update(in_sample=in_sample, in_sample_se=in_se, fold_in_sample=in_values.tolist())
+            method += "_bracket"
         steps = [result.details.get("train_steps") for result, _, _ in fits]
         if None not in steps:
             details["train_steps"] = sum(steps) / len(steps)
@@ -318,7 +337,7 @@ class HeldOutEstimator:
         estimate = MIEstimate(value=value, low=low, high=high, se=se, n=len(y), level=self.level, details=details)
         n_train = sum(len(train) for train, _ in folds) / self.folds
         entropy = sum(train.label_entropy() for train, _ in folds) / self.folds
-        return estimate, ceiling, f"crossfit_{self.folds}", n_train, entropy
+        return estimate, ceiling, method, n_train, entropy
 
 
 ESTIMATORS: dict[str, Callable[..., HeldOutEstimator]] = {name: partial(HeldOutEstimator, name) for name in READOUTS}

@@ -6,6 +6,17 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
 
 - **Classifier read-outs** (softmax, pc_softmax, logloss): the value is a mean of held-out per-example terms; ``se``
   is their sample standard deviation / √n (:func:`softmax_mi.mi_from_logits`).
+- **The bracket** (softmax, pc_softmax): the held-out read-out of a classifier is pessimistic — for any fixed
+  model the held-out cross-entropy is at least H(Y|X) in expectation (Gibbs' inequality), so the value is a lower
+  bound in expectation (on log K − H(Y|X) for softmax). The same read-out on the rows the model was fitted on (the
+  in-sample, or resubstitution, value) is optimistic for a model that fits its training rows at least as well as
+  the true posterior would: the overfitting gap. The interval's upper end is therefore raised to the in-sample
+  value's own upper limit when that is higher: [value − z·se, max(value + z·se, in-sample + z·se_in)] (interval
+  ``clt_terms_bracket``; cross-fitted, over folds: ``crossfit_k_bracket``). It holds the estimation part of the
+  bias (a model that learnt its training rows too well); it cannot hold the approximation part (a model that
+  stopped or was too small to reach the Bayes posterior, where in-sample ≈ held-out), and it does not apply to
+  logloss, whose terms do not read the evaluated rows' labels (its in-sample value equals the held-out one in
+  expectation).
 - **Critic bounds** (MINE/DV, NWJ, InfoNCE): the value pairs every held-out example with every other of its
   evaluation batch, so the per-example terms are *not* independent and their naive standard error is wrong (the
   marginal term is a U-statistic over pairs). :func:`critic_influence` gives each example's first-order influence
@@ -20,7 +31,8 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
 What none of these includes: the randomness of training (initialisation, minibatch order, the training sample)
 and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The first is what k-fold
 cross-fitting adds (``folds=k`` of :class:`~softmax_mi.benchmark.estimators.HeldOutEstimator`: value ±
-t_{k−1}·sd(fold values)/√k over k fits, each read out on the fold it did not see); the bias no interval can hold.
+t_{k−1}·sd(fold values)/√k over k fits, each read out on the fold it did not see); of the bias, only the
+classifier read-outs' overfitting part is held, by the bracket.
 The coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far each matters.
 """
 

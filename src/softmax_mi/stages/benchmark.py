@@ -61,7 +61,10 @@ RUN_COLUMNS = {
     "se": "standard error of the estimate, nats",
     "ceiling": "the most the estimator can report on this sample (log K for softmax, ...), nats; NaN if none",
     "at_ceiling": "True when the estimate sits at its ceiling (then it says nothing about larger MI)",
-    "interval": "how the interval was computed (softmax_mi.benchmark.intervals; crossfit_k: over k folds)",
+    "interval": "how the interval was computed (softmax_mi.benchmark.intervals; crossfit_k: over k folds; "
+                "_bracket: the upper end raised to the in-sample read-out's upper limit)",
+    "in_sample": "softmax, pc_softmax: the same read-out on the rows the model was fitted on (resubstitution: "
+                 "optimistic where the model overfits; cross-fitted: the folds' mean), nats; NaN otherwise",
     "seconds": "wall time of split + fit + estimate + interval, seconds",
     "cpu_seconds": "process CPU time of the same, seconds",
     "train_steps": "optimiser steps taken (0 for kNN; cross-fitted: the folds' mean)",
@@ -294,7 +297,7 @@ def run_row(method, x, y, seed: int) -> dict:
             "high": result.high, "se": result.se, "ceiling": float(details.get("ceiling", math.nan)),
             "at_ceiling": bool(details.get("at_ceiling", False)), "interval": str(details.get("interval", "")),
             "seconds": float(details.get("seconds", math.nan)), "cpu_seconds": float(details.get("cpu_seconds", math.nan)),
-            "train_steps": int(details.get("train_steps", 0))}
+            "train_steps": int(details.get("train_steps", 0)), "in_sample": float(details.get("in_sample", math.nan))}
 
 
 def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
