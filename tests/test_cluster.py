@@ -16,8 +16,7 @@ same one call (`local_cluster.py rsync`) first on PATH.
 
 Cost: every job pays Snakemake's start-up and its own staging (~3 s), so the run fans each rule out as little as
 covers it: the smoke DAG with two synthetic estimators (one classifier readout, one kNN) and one seed of the standard
-classification grid (`SUBSET`; every rule still
-runs, most of them several times). Its rows are compared with the
+classification grid (`SUBSET`; every rule still runs, most of them several times). Its rows are compared with the
 same rows of the shared local smoke run. Marked `slow`; `make test` runs it.
 """
 

@@ -205,9 +205,9 @@ def benchmark_section(report: Report, results: Path) -> None:
     report.add("h3", "Per estimator, every run")
     report.add("table", *overall_table(estimates))
     report.add("h3", "Can the interval be believed: coverage per bias regime (a setting's regime: |mean error| < "
-                     "mean interval width, or not; '+ training spread': each interval "
-                     "widened by its setting's seed-to-seed spread; 'of its own expectation': the interval holds the "
-                     "other seeds' mean, which the bias does not move)")
+                     "mean interval width, or not; '+ training spread': each interval widened by its setting's "
+                     "seed-to-seed spread; 'own expectation': the interval holds the other seeds' mean, which the "
+                     "bias does not move)")
     report.add("table", *coverage_table(estimates))
     report.add("h3", "Which estimator for which family: median |error| (nats; over the runs that did not fail)")
     report.add("table", *family_table(summary))
