@@ -177,6 +177,47 @@ def test_crossfit_value_is_the_folds_weighted_mean_and_its_interval_their_t_spre
         build("pc_softmax", folds=0)
 
 
+def test_the_learning_curve_reach_is_a_half_size_twin_read_out_on_the_same_rows():
+    """extrapolate = r: a second model, seeded apart, fitted on a stratified half of the training rows and read out
+    on the same held-out rows; value + (value − half)/(2^r − 1) with its ± z·se joins the interval."""
+    from softmax_mi.estimators.held_out import held_out_estimate, split_sample, stratified_split
+    from softmax_mi.runtime import derive_seed
+
+    x, y = gaussian_sample(400, 2, seed=8)
+    estimator = build("logloss", settings=TINY, extrapolate=0.5)
+    result = estimator.estimate(x, y, seed=3)
+    train, test = split_sample(x, y, test_fraction=0.2, seed=3)
+    half_seed = derive_seed(3, "half")
+    half_train = train.subset(stratified_split(train.y, 0.5, half_seed)[0])
+    half = estimator.model(half_seed).fit(half_train).estimate(test)
+    plain = build("logloss", settings=TINY).estimate(x, y, seed=3)
+    reach = 1 / (math.sqrt(2) - 1)
+    extrapolated = plain.value + reach * (plain.value - half.value)
+    se = math.hypot((1 + reach) * plain.se, reach * half.se)
+    assert result.value == pytest.approx(plain.value) and result.se == pytest.approx(plain.se)  # the estimate is kept
+    assert result.details["half_value"] == pytest.approx(half.value)
+    assert result.details["extrapolated"] == pytest.approx(extrapolated)
+    assert (result.low, result.high) == pytest.approx((min(plain.low, extrapolated - 1.959964 * se),
+                                                      max(plain.high, extrapolated + 1.959964 * se)))
+    assert result.details["interval"] == "clt_terms_curve" and estimator.parameters()["extrapolate"] == 0.5
+    assert len(half_train) == pytest.approx(len(train) / 2, abs=3) and bool((half_train.class_counts() > 0).all())
+    with pytest.raises(ValueError, match="extrapolate must be None"):
+        build("pc_softmax", extrapolate=0)
+
+
+def test_crossfit_reaches_the_folds_mean_extrapolation_with_their_t_spread():
+    x, y = gaussian_sample(303, 2, seed=6)
+    bracketed = build("pc_softmax", settings=TINY, folds=3).estimate(x, y, seed=2)
+    result = build("pc_softmax", settings=TINY, folds=3, extrapolate=1.0).estimate(x, y, seed=2)
+    curve = np.array(result.details["fold_extrapolated"])
+    q = stats.t.ppf(0.975, 2)
+    reach_se = np.std(curve, ddof=1) / math.sqrt(3)
+    assert result.value == pytest.approx(bracketed.value) and result.details["interval"] == "crossfit_3_bracket_curve"
+    assert result.details["extrapolated"] == pytest.approx(float(np.average(curve, weights=[101, 101, 101])))
+    assert (result.low, result.high) == pytest.approx((min(bracketed.low, result.details["extrapolated"] - q * reach_se),
+                                                      max(bracketed.high, result.details["extrapolated"] + q * reach_se)))
+
+
 def test_the_bracket_reaches_the_in_sample_read_out_of_a_model_that_overfits():
     """softmax / pc_softmax: the same read-out on the rows the model was fitted on is optimistic where the model
     overfits (200 rows of a weak 30-d signal, 64 hidden units, 30 epochs without early stopping): the interval's upper end reaches its upper

@@ -28,6 +28,7 @@ SCHEMA_ENUMS = {
     "synthetic.estimators[]": registry.ESTIMATORS,
     "benchmark.estimators[]": registry.BENCHMARK_ESTIMATORS,
     "benchmark.crossfit.estimators[]": registry.BENCHMARK_ESTIMATORS,
+    "benchmark.extrapolate.estimators[]": registry.BENCHMARK_NEURAL_ESTIMATORS,
     "benchmark.tasks[].family": registry.BENCHMARK_FAMILIES,
     "localisation.data.name": registry.EMBEDDED_WSOL_DATASETS,
     "localisation.backbones[]": registry.WSOL_BACKBONES,

@@ -113,6 +113,13 @@ def benchmark_folds(params: Params, estimator: str) -> int:
     return crossfit["folds"] if estimator in crossfit["estimators"] else 1
 
 
+def benchmark_extrapolation(params: Params, estimator: str) -> float | None:
+    """One benchmark estimator's learning-curve rate: ``benchmark.extrapolate.rate`` when it extrapolates, else
+    None (off)."""
+    extrapolate = params["benchmark"]["extrapolate"]
+    return extrapolate["rate"] if estimator in extrapolate["estimators"] else None
+
+
 def benchmark_mnist_input(params: Params, runs: list | None = None) -> list[str]:
     """The prepared MNIST arrays when a benchmark task (of ``runs``, default every task) is an MNIST one."""
     specs = [spec for spec, _ in runs] if runs is not None else params["benchmark"]["tasks"]

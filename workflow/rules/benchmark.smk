@@ -52,6 +52,7 @@ rule benchmark_estimate:
             seeds=grid.benchmark_seeds(config),
             main_sizes=BENCHMARK["n_per_class"],
             folds=lambda wc: grid.benchmark_folds(config, wc.bench_estimator),
+            extrapolate=lambda wc: grid.benchmark_extrapolation(config, wc.bench_estimator),
             test_fraction=BENCHMARK["test_fraction"],
             level=BENCHMARK["level"],
             device=DEVICE,

@@ -69,7 +69,7 @@ from softmax_mi.benchmark.intervals import (
 from softmax_mi.estimators import build_estimator
 from softmax_mi.estimators.base import LabeledSample, MIEstimate, MIEstimator
 from softmax_mi.estimators.classifier import SoftmaxMI
-from softmax_mi.estimators.held_out import fold_samples, held_out_estimate, split_sample
+from softmax_mi.estimators.held_out import fold_samples, held_out_estimate, split_sample, stratified_split
 from softmax_mi.estimators.knn import KNNMI, own_class_size, ross_mi, subsample
 from softmax_mi.estimators.variational import CriticMI
 from softmax_mi.runtime import derive_seed
@@ -257,10 +257,15 @@ class HeldOutEstimator:
     level: float = 0.95
     device: str = "cpu"
     folds: int = 1
+    extrapolate: float | None = None
 
     def __post_init__(self) -> None:
         if self.name not in READOUTS:
             raise ValueError(f"unknown benchmark estimator {self.name!r}; use one of {', '.join(READOUTS)}")
+        if self.extrapolate is not None and not (isinstance(self.extrapolate, (int, float))
+                                                 and not isinstance(self.extrapolate, bool) and self.extrapolate > 0):
+            raise ValueError(f"extrapolate must be None (off) or the learning-curve rate r > 0 (bias ∝ n^−r; 0.5: "
+                             f"the slow rate), got {self.extrapolate!r}")
         if not isinstance(self.folds, int) or isinstance(self.folds, bool) or self.folds < 1:
             raise ValueError(f"folds must be an integer ≥ 1 (1: one held-out split; k ≥ 2: k-fold cross-fitting), "
                              f"got {self.folds!r}")
@@ -269,7 +274,7 @@ class HeldOutEstimator:
     def parameters(self) -> dict[str, Any]:
         """The estimator's settings as a flat dict (name, test_fraction, level, device, then its settings)."""
         return {"name": self.name, "test_fraction": self.test_fraction, "level": self.level, "device": self.device,
-                "folds": self.folds, **self.settings}
+                "folds": self.folds, "extrapolate": self.extrapolate, **self.settings}
 
     def model(self, seed: int) -> MIEstimator:
         """A fresh, unfitted library estimator seeded by ``seed``."""
@@ -297,8 +302,24 @@ class HeldOutEstimator:
 
     def fit_readout(self, train: LabeledSample, test: LabeledSample, seed: int) -> tuple[MIEstimate, float, str]:
         """Fit a fresh model seeded by ``seed`` on ``train``; (estimate with its interval, ceiling, interval name)
-        on ``test``."""
-        return READOUTS[self.name](self.model(seed).fit(train), train, test, self.level, seed)
+        on ``test``. With ``extrapolate`` = r, a second model (its own seed) is fitted on a stratified half of
+        ``train`` and read out on the same ``test``; the learning-curve extrapolation to unlimited training rows,
+        value + (value − half value)/(2^r − 1), joins the interval with its own ± z·se
+        (:mod:`softmax_mi.benchmark.intervals`; ``details["extrapolated"]``, ``["half_value"]``; interval name
+        + ``_curve``)."""
+        result, ceiling, method = READOUTS[self.name](self.model(seed).fit(train), train, test, self.level, seed)
+        if self.extrapolate is None:
+            return result, ceiling, method
+        half_seed = derive_seed(seed, "half")
+        half_train = train.subset(stratified_split(train.y, 0.5, half_seed)[0])
+        half, _, _ = READOUTS[self.name](self.model(half_seed).fit(half_train), half_train, test, self.level, seed)
+        reach = 1 / (2**self.extrapolate - 1)
+        value = result.value + reach * (result.value - half.value)
+        se = math.hypot((1 + reach) * result.se, reach * half.se)  # the shared held-out rows' covariance ignored
+        low, high = normal_interval(value, se, self.level)
+        details = {**result.details, "half_value": half.value, "extrapolated": value, "extrapolated_se": se}
+        return (replace(result, low=min(result.low, low), high=max(result.high, high), details=details), ceiling,
+                method + "_curve")
 
     def crossfit(self, x, y, seed: int) -> tuple[MIEstimate, float, str, float, float]:
         """k-fold cross-fitting (k = ``folds``): the estimator is fitted k times, each time on k − 1 of the
@@ -330,6 +351,13 @@ class HeldOutEstimator:
             high = max(high, in_sample + quantile * in_se)
             details.update(in_sample=in_sample, in_sample_se=in_se, fold_in_sample=in_values.tolist())
             method += "_bracket"
+        if all("extrapolated" in result.details for result, _, _ in fits):  # the learning-curve reach, over folds
+            curve = torch.tensor([result.details["extrapolated"] for result, _, _ in fits], dtype=torch.float64)
+            extrapolated = float((weights * curve).sum())
+            curve_se = float(curve.std(unbiased=True)) / math.sqrt(self.folds)
+            low, high = min(low, extrapolated - quantile * curve_se), max(high, extrapolated + quantile * curve_se)
+            details.update(extrapolated=extrapolated, extrapolated_se=curve_se, fold_extrapolated=curve.tolist())
+            method += "_curve"
         steps = [result.details.get("train_steps") for result, _, _ in fits]
         if None not in steps:
             details["train_steps"] = sum(steps) / len(steps)

@@ -62,9 +62,13 @@ RUN_COLUMNS = {
     "ceiling": "the most the estimator can report on this sample (log K for softmax, ...), nats; NaN if none",
     "at_ceiling": "True when the estimate sits at its ceiling (then it says nothing about larger MI)",
     "interval": "how the interval was computed (softmax_mi.benchmark.intervals; crossfit_k: over k folds; "
-                "_bracket: the upper end raised to the in-sample read-out's upper limit)",
+                "_bracket: the upper end raised to the in-sample read-out's upper limit; _curve: widened to the "
+                "learning-curve extrapolation's interval)",
     "in_sample": "softmax, pc_softmax: the same read-out on the rows the model was fitted on (resubstitution: "
                  "optimistic where the model overfits; cross-fitted: the folds' mean), nats; NaN otherwise",
+    "extrapolated": "estimators of benchmark.extrapolate: the read-out extrapolated to unlimited training rows from "
+                    "a second fit on half of them, value + (value − half value)/(2^rate − 1) (cross-fitted: the "
+                    "folds' mean), nats; the interval reaches it; NaN otherwise",
     "seconds": "wall time of split + fit + estimate + interval, seconds",
     "cpu_seconds": "process CPU time of the same, seconds",
     "train_steps": "optimiser steps taken (0 for kNN; cross-fitted: the folds' mean)",
@@ -183,13 +187,16 @@ def samples(runs: list, seeds: list[int], mnist: list[str]):
 
 
 def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], main_sizes: list[int], folds: int,
-             test_fraction: float, level: float, device: str, inputs: dict, outputs: dict) -> None:
+             extrapolate: float | None, test_fraction: float, level: float, device: str, inputs: dict,
+             outputs: dict) -> None:
     """One estimator on every task × size × seed; ``runs``: (task spec, rows per class) pairs (softmax_mi.grid);
-    ``folds``: 1 for one held-out split of ``test_fraction``, k ≥ 2 for k-fold cross-fitting."""
+    ``folds``: 1 for one held-out split of ``test_fraction``, k ≥ 2 for k-fold cross-fitting; ``extrapolate``: the
+    learning-curve rate (None: off; softmax_mi.benchmark.intervals)."""
     from softmax_mi.benchmark.estimators import build  # torch: imported by the job, not at parse time
 
     device = resolve_device(device)
-    method = build(estimator, settings=settings, folds=folds, test_fraction=test_fraction, level=level, device=device)
+    method = build(estimator, settings=settings, folds=folds, extrapolate=extrapolate, test_fraction=test_fraction,
+                   level=level, device=device)
     warm_up(method, runs[0][0], min(main_sizes), inputs.get("mnist", []))
     rows = []
     for task, spec, n_per_class, n, seed, x, y in samples(runs, seeds, inputs.get("mnist", [])):
@@ -200,7 +207,8 @@ def estimate(*, runs: list, estimator: str, settings: dict, seeds: list[int], ma
             "dataset": task.name, "estimator": estimator, "seed": seed, "n_per_class": n_per_class, "n": n,
             "sweep": n_per_class not in main_sizes, **row, "device": device,
             **provenance({"task": spec, "estimator": estimator, "settings": settings, "seed": seed, "n": n,
-                          "folds": folds, "test_fraction": test_fraction, "level": level}),
+                          "folds": folds, "extrapolate": extrapolate, "test_fraction": test_fraction,
+                          "level": level}),
         })
         log.info("%s n=%d seed %d: %.4f [%.4f, %.4f] nats (%s)", task.name, n, seed, row["estimate"], row["low"],
                  row["high"], row["status"])
@@ -297,7 +305,8 @@ def run_row(method, x, y, seed: int) -> dict:
             "high": result.high, "se": result.se, "ceiling": float(details.get("ceiling", math.nan)),
             "at_ceiling": bool(details.get("at_ceiling", False)), "interval": str(details.get("interval", "")),
             "seconds": float(details.get("seconds", math.nan)), "cpu_seconds": float(details.get("cpu_seconds", math.nan)),
-            "train_steps": int(details.get("train_steps", 0)), "in_sample": float(details.get("in_sample", math.nan))}
+            "train_steps": int(details.get("train_steps", 0)), "in_sample": float(details.get("in_sample", math.nan)),
+            "extrapolated": float(details.get("extrapolated", math.nan))}
 
 
 def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
