@@ -32,6 +32,12 @@ cross-fits the classifier read-outs (``benchmark.crossfit``)::
 
 Bracket: the classifier read-outs' upper end reaches the in-sample (resubstitution) read-out's upper limit, which
 holds the overfitting part of their bias (``details["in_sample"]``; :mod:`softmax_mi.benchmark.intervals`).
+Reach (``extrapolate=r``, any trained estimator): a twin fit on half the training rows, read out on the same
+held-out rows, extrapolates the read-out to unlimited rows (value + (value − half)/(2^r − 1)); the interval reaches
+that value ± its z·se, upwards only for the lower bounds (softmax, pc_softmax and the critics: :data:`LOWER_BOUNDS`)
+(``details["extrapolated"]``, ``["half_value"]``; interval name + ``_curve``)::
+
+    ESTIMATORS["pc_softmax"](folds=4, extrapolate=0.5).estimate(x, y, seed=0)   # 8 fits: the pipeline's setting
 
 ``details`` of every result carries: ``label_entropy`` (H of the training labels, nats: the truth's own cap),
 ``ceiling`` (nats, NaN when the estimator has none), ``at_ceiling`` (bool,
@@ -82,6 +88,10 @@ __all__ = [
     "LogLossMI",
     "build",
 ]
+
+LOWER_BOUNDS = frozenset({"softmax", "pc_softmax", "mine", "infonce", "nwj"})
+"""Read-outs that are lower bounds in expectation for any fitted model (Barber–Agakov, the variational bounds): more
+training rows can only raise them, so the learning-curve reach raises their upper end only."""
 
 TRAIN_KEYS = tuple(entry.name for entry in fields(TrainConfig) if entry.name not in ("seed", "device"))
 """The settings keys that go to the trainer (whatever :class:`~softmax_mi.training.TrainConfig` holds)."""
@@ -304,9 +314,9 @@ class HeldOutEstimator:
         """Fit a fresh model seeded by ``seed`` on ``train``; (estimate with its interval, ceiling, interval name)
         on ``test``. With ``extrapolate`` = r, a second model (its own seed) is fitted on a stratified half of
         ``train`` and read out on the same ``test``; the learning-curve extrapolation to unlimited training rows,
-        value + (value − half value)/(2^r − 1), joins the interval with its own ± z·se
-        (:mod:`softmax_mi.benchmark.intervals`; ``details["extrapolated"]``, ``["half_value"]``; interval name
-        + ``_curve``)."""
+        value + (value − half value)/(2^r − 1), joins the interval with its own ± z·se (its upper side only for the
+        :data:`LOWER_BOUNDS`; :mod:`softmax_mi.benchmark.intervals`; ``details["extrapolated"]``, ``["half_value"]``;
+        interval name + ``_curve``)."""
         result, ceiling, method = READOUTS[self.name](self.model(seed).fit(train), train, test, self.level, seed)
         if self.extrapolate is None:
             return result, ceiling, method
@@ -318,8 +328,8 @@ class HeldOutEstimator:
         se = math.hypot((1 + reach) * result.se, reach * half.se)  # the shared held-out rows' covariance ignored
         low, high = normal_interval(value, se, self.level)
         details = {**result.details, "half_value": half.value, "extrapolated": value, "extrapolated_se": se}
-        return (replace(result, low=min(result.low, low), high=max(result.high, high), details=details), ceiling,
-                method + "_curve")
+        low = result.low if self.name in LOWER_BOUNDS else min(result.low, low)
+        return replace(result, low=low, high=max(result.high, high), details=details), ceiling, method + "_curve"
 
     def crossfit(self, x, y, seed: int) -> tuple[MIEstimate, float, str, float, float]:
         """k-fold cross-fitting (k = ``folds``): the estimator is fitted k times, each time on k − 1 of the
@@ -355,7 +365,9 @@ class HeldOutEstimator:
             curve = torch.tensor([result.details["extrapolated"] for result, _, _ in fits], dtype=torch.float64)
             extrapolated = float((weights * curve).sum())
             curve_se = float(curve.std(unbiased=True)) / math.sqrt(self.folds)
-            low, high = min(low, extrapolated - quantile * curve_se), max(high, extrapolated + quantile * curve_se)
+            if self.name not in LOWER_BOUNDS:
+                low = min(low, extrapolated - quantile * curve_se)
+            high = max(high, extrapolated + quantile * curve_se)
             details.update(extrapolated=extrapolated, extrapolated_se=curve_se, fold_extrapolated=curve.tolist())
             method += "_curve"
         steps = [result.details.get("train_steps") for result, _, _ in fits]

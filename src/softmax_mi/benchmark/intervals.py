@@ -17,6 +17,18 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   stopped or was too small to reach the Bayes posterior, where in-sample ≈ held-out), and it does not apply to
   logloss, whose terms do not read the evaluated rows' labels (its in-sample value equals the held-out one in
   expectation).
+- **The learning-curve reach** (``extrapolate`` = r; the pipeline: softmax, pc_softmax, logloss at r = 0.5): the
+  part of a trained read-out's bias that more training rows would remove is measured by a twin fit on a stratified
+  half of the training rows, read out on the same held-out rows. If the bias falls as n^−r, the read-out at
+  unlimited rows is value + (value − half value)/(2^r − 1); that extrapolation, ± z·se (se² = (1 + c)²·se² +
+  c²·se_half², c = 1/(2^r − 1), the two read-outs' covariance on the shared rows left out, which widens it), joins
+  the interval (interval name + ``_curve``; cross-fitted: the folds' extrapolations, ± t_{k−1}·sd/√k), on the upper
+  side only for a read-out that is a lower bound in expectation (softmax, pc_softmax, the critics). r = 0.5 is
+  the slow rate of a bounded loss' excess risk (r = 1, the jackknife's and a well-specified parametric model's, reaches
+  half as far: c = 1 against 2.41). The estimate itself is unchanged. The reach holds what a larger sample would fix
+  (held-out noise in a small training set, the overfitting the bracket also holds); it does not hold a bias that more
+  rows do not move (a network too small, or stopped too early, for a step-shaped posterior: the saturated and Gao
+  tasks), nor softmax's structural bias under an imbalanced prior.
 - **Critic bounds** (MINE/DV, NWJ, InfoNCE): the value pairs every held-out example with every other of its
   evaluation batch, so the per-example terms are *not* independent and their naive standard error is wrong (the
   marginal term is a U-statistic over pairs). :func:`critic_influence` gives each example's first-order influence
@@ -31,8 +43,8 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
 What none of these includes: the randomness of training (initialisation, minibatch order, the training sample)
 and the bias of the estimator (a lower bound's gap, kNN's small-sample bias). The first is what k-fold
 cross-fitting adds (``folds=k`` of :class:`~softmax_mi.benchmark.estimators.HeldOutEstimator`: value ±
-t_{k−1}·sd(fold values)/√k over k fits, each read out on the fold it did not see); of the bias, only the
-classifier read-outs' overfitting part is held, by the bracket.
+t_{k−1}·sd(fold values)/√k over k fits, each read out on the fold it did not see); of the bias, the classifier
+read-outs' overfitting part is held by the bracket, and the part more training rows would remove by the reach.
 The coverage study (:mod:`softmax_mi.benchmark.coverage`) measures how far each matters.
 """
 
