@@ -282,7 +282,8 @@ class HeldOutEstimator:
         self.settings = dict(self.settings)
 
     def parameters(self) -> dict[str, Any]:
-        """The estimator's settings as a flat dict (name, test_fraction, level, device, then its settings)."""
+        """The estimator's settings as a flat dict (name, test_fraction, level, device, folds, extrapolate, then its
+        settings)."""
         return {"name": self.name, "test_fraction": self.test_fraction, "level": self.level, "device": self.device,
                 "folds": self.folds, "extrapolate": self.extrapolate, **self.settings}
 

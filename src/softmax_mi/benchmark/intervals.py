@@ -25,7 +25,7 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   the interval (interval name + ``_curve``; cross-fitted: the folds' extrapolations, ± t_{k−1}·sd/√k), on the upper
   side only for a read-out that is a lower bound in expectation (softmax, pc_softmax, the critics). r = 0.5 is
   the slow rate of a bounded loss' excess risk (r = 1, the jackknife's and a well-specified parametric model's, reaches
-  half as far: c = 1 against 2.41). The estimate itself is unchanged. The reach holds what a larger sample would fix
+  less than half as far: c = 1 against 2.41). The estimate itself is unchanged. The reach holds what a larger sample would fix
   (held-out noise in a small training set, the overfitting the bracket also holds); it does not hold a bias that more
   rows do not move (a network too small, or stopped too early, for a step-shaped posterior: the saturated and Gao
   tasks), nor softmax's structural bias under an imbalanced prior.
