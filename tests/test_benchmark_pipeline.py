@@ -125,7 +125,8 @@ def write_benchmark_results(results, gaps: dict[str, float], covered: bool) -> N
             rows.append({"dataset": "part1-d5", "estimator": estimator, "seed": seed, "n_per_class": 2000, "n": 10_000,
                          "sweep": False, "status": "ok", "n_train": 8000, "estimate": truth + gap,
                          "low": centre - 0.05, "high": centre + 0.05, "se": 0.025, "ceiling": math.nan,
-                         "at_ceiling": False, "interval": "clt_terms", "in_sample": math.nan, "seconds": 1.0,
+                         "at_ceiling": False, "interval": "clt_terms", "in_sample": math.nan,
+                         "extrapolated": math.nan, "seconds": 1.0,
                          "cpu_seconds": 1.0, "train_steps": 100, "device": "cpu", "params_hash": "h", "package_version": "v"})
     truths = pd.DataFrame([{"dataset": "part1-d5", "family": "gaussian", "n_classes": 5, "dim": 5, "prior": "uniform",
                             "rho": 1.0, "separation": 4.4721, "nu": math.nan, "map": "none", "epsilon": math.nan,

@@ -145,10 +145,14 @@ def test_report_ran_on_the_staged_summaries(cluster_run):
 
 @pytest.mark.parametrize("table", TABLES)
 def test_tables_match_the_local_run(cluster_run, smoke_run, table):
-    """Every row of the cluster run equals the local smoke run's row of the same setting (the local run has more)."""
+    """Every row of the cluster run equals the local smoke run's row of the same setting (the local run has more), to
+    float32 rounding: the standard grid trains its runs (losses × seeds) in one batched model, and the cluster's one
+    seed batches 3 runs where the local run batches 6; on some CPUs (measured on an AMD EPYC host) the batched kernels
+    then round differently, ≈ 1e-8 relative in `mi_estimate` (1e-9 held on others). A real difference (another seed,
+    split or setting) moves these numbers by 1e-2 or more."""
     _, storage, _, _ = cluster_run
     remote, keys = comparable(pd.read_parquet(storage / table))
     local, _ = comparable(pd.read_parquet(smoke_run / table))
     assert len(remote) > 0 and list(remote.columns) == list(local.columns)
     local = local.merge(remote[keys].drop_duplicates(), on=keys, how="inner")
-    pd.testing.assert_frame_equal(remote, local, check_exact=False, rtol=1e-9, atol=0)
+    pd.testing.assert_frame_equal(remote, local, check_exact=False, rtol=1e-6, atol=0)
