@@ -327,10 +327,10 @@ class HeldOutEstimator:
         reach = 1 / (2**self.extrapolate - 1)
         value = result.value + reach * (result.value - half.value)
         se = math.hypot((1 + reach) * result.se, reach * half.se)  # the shared held-out rows' covariance ignored
-        low, high = normal_interval(value, se, self.level)
+        reach_low, reach_high = normal_interval(value, se, self.level)
+        low = result.low if self.name in LOWER_BOUNDS else min(result.low, reach_low)
         details = {**result.details, "half_value": half.value, "extrapolated": value, "extrapolated_se": se}
-        low = result.low if self.name in LOWER_BOUNDS else min(result.low, low)
-        return replace(result, low=low, high=max(result.high, high), details=details), ceiling, method + "_curve"
+        return replace(result, low=low, high=max(result.high, reach_high), details=details), ceiling, method + "_curve"
 
     def crossfit(self, x, y, seed: int) -> tuple[MIEstimate, float, str, float, float]:
         """k-fold cross-fitting (k = ``folds``): the estimator is fitted k times, each time on k − 1 of the

@@ -316,7 +316,7 @@ def warm_up(method, spec: dict, n_per_class: int, mnist: list[str]) -> None:
     from softmax_mi.benchmark.tasks import make_task
 
     task = make_task(with_source(spec, mnist))
-    single = dataclasses.replace(method, folds=1)  # one fit pays them as well as k would
+    single = dataclasses.replace(method, folds=1, extrapolate=None)  # one fit pays them as well as k (or a twin) would
     single.estimate(*task.sample(n_per_class * task.n_classes, derive_seed(0, "benchmark-warm-up", spec)), seed=0)
 
 
