@@ -43,6 +43,12 @@ def _inline(text: str) -> str:
     return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", text)
 
 
+def _cell(text: str) -> str:
+    """A table cell: identifiers may wrap after their underscores (``crossfit_4_bracket_curve`` would otherwise
+    widen its column past a narrow window)."""
+    return _inline(text).replace("_", "_<wbr>")
+
+
 CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}th,td{border:1px solid #ccc;padding:3px 8px}
 th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}img{max-width:100%;border:1px solid #eee}
@@ -62,9 +68,9 @@ def to_html(report: Report, results: Path) -> str:
             parts.append(f"<p>{_inline(content[0])}</p>")
         elif kind == "table":
             head, rows = content
-            header = "".join(f"<th>{_inline(h)}</th>" for h in head)
+            header = "".join(f"<th>{_cell(h)}</th>" for h in head)
             parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>")
-            parts += ["<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in rows]
+            parts += ["<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows]
             parts.append("</tbody></table>")
         elif kind == "figure":
             rel, caption = content
