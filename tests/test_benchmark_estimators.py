@@ -240,3 +240,31 @@ def test_the_bracket_reaches_the_in_sample_read_out_of_a_model_that_overfits():
     assert result.high == pytest.approx(fitted.high, abs=1e-6) and result.value - result.low < result.high - result.value
     for name in ("logloss", "nwj"):
         assert "in_sample" not in build(name, settings=TINY).estimate(x, y, seed=0).details, name
+
+
+def test_softmax_lower_end_steps_down_by_the_prior_gap_its_target_sits_above_the_mutual_information():
+    """softmax's read-out is a lower bound in expectation on log K − H(Y|X) = I(X;Y) + (log K − H(Y)): on
+    imbalanced labels its lower end steps down by log K − H(training labels), one split or cross-fitted; the point
+    estimate and the upper end stay; PC-softmax (no such gap) is untouched; balanced labels give a zero gap."""
+    from softmax_mi.benchmark.estimators import prior_gap
+    from softmax_mi.estimators.held_out import held_out_estimate, split_sample
+
+    rng = np.random.default_rng(4)
+    y = rng.choice(3, size=600, p=[0.7, 0.2, 0.1])
+    x = GaussianMixtureTask(2, (1, 1, 1)).means[y] + rng.standard_normal((600, 2))
+    train, test = split_sample(x, y, test_fraction=0.2, seed=1)
+    gap = math.log(3) - train.label_entropy()
+    assert gap > 0.15 and prior_gap(math.log(3), train.label_entropy()) == pytest.approx(gap)
+    result = build("softmax", settings=TINY).estimate(x, y, seed=1)
+    plain = held_out_estimate(build("softmax", settings=TINY).model(1).fit(train), train, test)
+    assert result.value == pytest.approx(plain.value) and result.low == pytest.approx(plain.low - gap)
+    assert result.high >= plain.high and result.details["prior_gap"] == pytest.approx(gap)
+    assert result.details["interval"] == "clt_terms_bracket_prior"
+    crossfitted = build("softmax", settings=TINY, folds=3).estimate(x, y, seed=1)
+    q = stats.t.ppf(0.975, 2)
+    assert crossfitted.low == pytest.approx(crossfitted.value - q * crossfitted.se - crossfitted.details["prior_gap"])
+    assert crossfitted.details["interval"] == "crossfit_3_bracket_prior" and crossfitted.details["prior_gap"] > 0.15
+    pc = build("pc_softmax", settings=TINY).estimate(x, y, seed=1)
+    assert "prior_gap" not in pc.details and pc.details["interval"] == "clt_terms_bracket"
+    balanced = build("softmax", settings=TINY).estimate(*gaussian_sample(300, 2, seed=0), seed=0)
+    assert balanced.details["prior_gap"] < 0.01
