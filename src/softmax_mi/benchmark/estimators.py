@@ -22,7 +22,7 @@ cross-fits the classifier read-outs (``benchmark.crossfit``)::
 
 | name       | estimate                                                        | interval                           |
 |------------|-----------------------------------------------------------------|------------------------------------|
-| softmax    | log K − CE of a softmax MLP classifier                           | CLT on per-example terms, bracket  |
+| softmax    | log K − CE of a softmax MLP classifier                           | CLT on terms, bracket, prior gap   |
 | pc_softmax | mean log PC_y(x) of a PC-softmax MLP (the paper's estimator)    | CLT on per-example terms, bracket  |
 | logloss    | Ĥ(Y) − mean H(q(·|x)) of a temperature-calibrated classifier    | CLT on per-example terms (delta)   |
 | mine       | Donsker–Varadhan bound of a trained critic                      | CLT on influence terms (delta)     |
@@ -35,7 +35,9 @@ holds the overfitting part of their bias (``details["in_sample"]``; :mod:`softma
 Reach (``extrapolate=r``, any trained estimator): a twin fit on half the training rows, read out on the same
 held-out rows, extrapolates the read-out to unlimited rows (value + (value − half)/(2^r − 1)); the interval reaches
 that value ± its z·se, upwards only for the lower bounds (softmax, pc_softmax and the critics: :data:`LOWER_BOUNDS`)
-(``details["extrapolated"]``, ``["half_value"]``; interval name + ``_curve``)::
+(``details["extrapolated"]``, ``["half_value"]``; interval name + ``_curve``). Prior gap (softmax only): its
+read-out targets log K − H(Y|X), above I(X;Y) by log K − H(Y), so its lower end steps down by that gap of the
+training labels (:func:`prior_gap`; ``details["prior_gap"]``; interval name + ``_prior``)::
 
     ESTIMATORS["pc_softmax"](folds=4, extrapolate=0.5).estimate(x, y, seed=0)   # 8 fits: the pipeline's setting
 

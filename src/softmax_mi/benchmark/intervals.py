@@ -28,7 +28,13 @@ kNN ones (a t quantile, see :func:`knn_standard_error`). What each ``se`` is:
   less than half as far: c = 1 against 2.41). The estimate itself is unchanged. The reach holds what a larger sample would fix
   (held-out noise in a small training set, the overfitting the bracket also holds); it does not hold a bias that more
   rows do not move (a network too small, or stopped too early, for a step-shaped posterior: the saturated and Gao
-  tasks), nor softmax's structural bias under an imbalanced prior.
+  tasks), nor softmax's structural bias under an imbalanced prior (the prior gap's).
+- **The prior gap** (softmax): its read-out is a lower bound in expectation on log K − H(Y|X), which exceeds I(X;Y)
+  = H(Y) − H(Y|X) by log K − H(Y) ≥ 0 (zero only for a uniform prior), so I(X;Y) ≥ E[value] − (log K − H(Y)). The
+  interval's lower end steps down by that gap, from the training labels' plug-in entropy
+  (:func:`softmax_mi.benchmark.estimators.prior_gap`; interval name + ``_prior``); its upper end and the point
+  estimate (the paper's log K − CE) stay. On an imbalanced prior the interval is as wide as what the read-out cannot
+  tell apart: the mutual information, or log K − H(Y|X) above it.
 - **Critic bounds** (MINE/DV, NWJ, InfoNCE): the value pairs every held-out example with every other of its
   evaluation batch, so the per-example terms are *not* independent and their naive standard error is wrong (the
   marginal term is a U-statistic over pairs). :func:`critic_influence` gives each example's first-order influence

@@ -63,7 +63,8 @@ RUN_COLUMNS = {
     "at_ceiling": "True when the estimate sits at its ceiling (then it says nothing about larger MI)",
     "interval": "how the interval was computed (softmax_mi.benchmark.intervals; crossfit_k: over k folds; "
                 "_bracket: the upper end raised to the in-sample read-out's upper limit; _curve: widened to the "
-                "learning-curve extrapolation's interval)",
+                "learning-curve extrapolation's interval; _prior: softmax's lower end lowered by log K − H(Y) of the "
+                "training labels)",
     "in_sample": "softmax, pc_softmax: the same read-out on the rows the model was fitted on (resubstitution: "
                  "optimistic where the model overfits; cross-fitted: the folds' mean), nats; NaN otherwise",
     "extrapolated": "estimators of benchmark.extrapolate: the read-out extrapolated to unlimited training rows from "
