@@ -365,24 +365,19 @@ class HeldOutEstimator:
         fits = [self.fit_readout(train, test, derive_seed(seed, "fold", f)) for f, (train, test) in enumerate(folds)]
         weights = torch.tensor([len(test) for _, test in folds], dtype=torch.float64)
         weights /= weights.sum()
-        values = torch.tensor([result.value for result, _, _ in fits], dtype=torch.float64)
-        value = float((weights * values).sum())
-        se = float(values.std(unbiased=True)) / math.sqrt(self.folds)
+        values, value, se = _over_folds([result.value for result, _, _ in fits], weights)
         quantile = t_quantile(self.level, self.folds - 1)
         low, high = normal_interval(value, se, self.level, quantile=quantile)
         details = {"fold_values": values.tolist(), "fold_se": [result.se for result, _, _ in fits]}
         method = f"crossfit_{self.folds}"
         if all("in_sample" in result.details for result, _, _ in fits):  # the bracket, over folds
-            in_values = torch.tensor([result.details["in_sample"] for result, _, _ in fits], dtype=torch.float64)
-            in_sample = float(in_values.mean())
-            in_se = float(in_values.std(unbiased=True)) / math.sqrt(self.folds)
+            in_values, in_sample, in_se = _over_folds([result.details["in_sample"] for result, _, _ in fits])
             high = max(high, in_sample + quantile * in_se)
             details.update(in_sample=in_sample, in_sample_se=in_se, fold_in_sample=in_values.tolist())
             method += "_bracket"
         if all("extrapolated" in result.details for result, _, _ in fits):  # the learning-curve reach, over folds
-            curve = torch.tensor([result.details["extrapolated"] for result, _, _ in fits], dtype=torch.float64)
-            extrapolated = float((weights * curve).sum())
-            curve_se = float(curve.std(unbiased=True)) / math.sqrt(self.folds)
+            curve, extrapolated, curve_se = _over_folds([result.details["extrapolated"] for result, _, _ in fits],
+                                                        weights)
             if self.name not in LOWER_BOUNDS:
                 low = min(low, extrapolated - quantile * curve_se)
             high = max(high, extrapolated + quantile * curve_se)
@@ -396,6 +391,14 @@ class HeldOutEstimator:
         n_train = sum(len(train) for train, _ in folds) / self.folds
         entropy = sum(train.label_entropy() for train, _ in folds) / self.folds
         return estimate, ceiling, method, n_train, entropy
+
+
+def _over_folds(per_fold: Sequence[float], weights: torch.Tensor | None = None) -> tuple[torch.Tensor, float, float]:
+    """k per-fold quantities → (them as a float64 tensor, their mean — ``weights``-weighted when given, plain
+    otherwise —, sd/√k, the standard error of that mean over folds)."""
+    values = torch.tensor(per_fold, dtype=torch.float64)
+    mean = float(values.mean()) if weights is None else float((weights * values).sum())
+    return values, mean, float(values.std(unbiased=True)) / math.sqrt(len(values))
 
 
 ESTIMATORS: dict[str, Callable[..., HeldOutEstimator]] = {name: partial(HeldOutEstimator, name) for name in READOUTS}
