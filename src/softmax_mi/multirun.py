@@ -7,7 +7,10 @@ epoch from a generator seeded with its ``order_seed``, consecutive minibatches o
 short — what ``DataLoader(shuffle=True)`` does), its own loss, and SGD with momentum and weight decay, which are
 element-wise, so one optimiser over the stacked parameters equals one optimiser per run. The summed objective
 Σ_g loss_g has, for run g's parameters, exactly the gradient of loss_g. Only the shape of the work changes: every
-layer is one grouped convolution or batched matmul for all runs.
+layer is one grouped convolution or batched matmul for all runs. Float rounding does depend on that shape: a run's
+numbers repeat exactly for the same stack, but move within float noise, which training amplifies to a few hundredths
+of a point of accuracy, when the number of runs stacked with it changes (MNIST's faithful balanced control, seed 0
+alone vs. stacked with seed 1: macro accuracy 97.75 vs. 97.80 % for softmax).
 
 All the losses of :data:`softmax_mi.losses.CLASSIFICATION_LOSSES` are cross-entropies of shifted, scaled, weighted
 logits, so they are evaluated for every run at once:
